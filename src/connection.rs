@@ -1,0 +1,704 @@
+//! One client connection as an explicit state machine.
+//!
+//! ```text
+//!            accept
+//!              │
+//!              ▼
+//!   ┌──────► Idle ───────────── readable ──────────┐
+//!   │          │ timeout, EOF: close                │
+//!   │          ▼                                    ▼
+//!   │   ┌─ ReadingRequest ◄──── pipelined bytes ─┐  │
+//!   │   │   │ head complete (or invalid: 4xx)    │  │
+//!   │   │   ▼                                    │  │
+//!   │   │ WritingResponse ──── file body ──► SendingFile
+//!   │   │   │ done                               │ done
+//!   │   │   ▼                                    ▼
+//!   │   │  (response finished: log line, then one of)
+//!   │   │   ├── keep-alive, bytes already buffered ──► ReadingRequest
+//!   └───┼───┴── keep-alive, nothing buffered ────────► Idle
+//!       │       close, client may still be sending ──► Lingering ──► close
+//!       │       close, nothing pending ───────────────────────────► close
+//!       └── timeout with a partial head: 408, then close
+//! ```
+//!
+//! Each state holds exactly the data it needs, nothing else: the input buffer
+//! while a request is arriving or being answered (it also holds any
+//! pipelined request behind it), the response head and how much of it was
+//! written, the open file with its offset and remaining length. `Idle` holds
+//! nothing: its buffers are back in the worker's pool. Starting the next
+//! request is assigning a new state, never resetting fields.
+//!
+//! ## Invariants
+//! - **Drain to `WouldBlock`.** mio registers sockets edge-triggered: epoll
+//!   reports a socket once when it *becomes* readable or writable, not for as
+//!   long as it *is*. A handler that stops early would never be woken for the
+//!   bytes it left behind. So every handler reads or writes until the kernel
+//!   says `WouldBlock`. One documented shortcut (epoll(7), "Q9"): on a stream
+//!   socket, a read that returns fewer bytes than asked, or a write that takes
+//!   fewer than offered, has also drained the buffer, and a new edge will come
+//!   when that changes. That saves one failing system call per request.
+//! - **Remember readiness.** Because edges come once, [`Readiness`] records
+//!   them until a system call proves them used up. Sockets are registered for
+//!   both directions once, at accept, and never re-registered: an edge in a
+//!   direction the current state does not need is remembered for the state
+//!   that will (a request pipelined behind a file being sent).
+//! - **After a transition, run the next state at once.** The data it needs
+//!   may already be here: a pipelined request in the buffer, room in the send
+//!   buffer. Waiting for another event would stall the connection.
+//! - **Every event may be spurious.** Handlers act on what the system calls
+//!   say, never on the event alone.
+//! - **Closing is an outcome, not a state.** Handlers return
+//!   [`Transition::Close`]; the worker removes the connection from its slab
+//!   and calls [`Connection::close`], which logs a response cut short and
+//!   returns the buffers to the pool.
+
+use std::io::{self, Read};
+use std::mem;
+use std::net::{IpAddr, Shutdown};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::event::Event;
+use mio::net::TcpStream;
+
+use crate::buffer::{BufferPool, InputBuffer};
+use crate::clock::Clock;
+use crate::config::LINGER_TIMEOUT;
+use crate::http::request::{self, first_line_span};
+use crate::http::{Parsed, Request, Span, Status};
+use crate::log::{AccessLog, LogEntry};
+use crate::respond::{self, Answer, Env, FileBody, Site, StatusPage};
+use crate::sys;
+use crate::timer::TimerSlot;
+
+/// Largest count passed to one `sendfile` call (Linux caps each call at this).
+const MAX_SENDFILE_BYTES: usize = 0x7fff_f000;
+
+/// Bytes read and thrown away per `read` while lingering.
+const LINGER_DISCARD_BYTES: usize = 4096;
+
+/// The timeouts that apply to each state (from the command line).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A request head must arrive within this.
+    pub header: Duration,
+    /// A client must accept some of our response within this.
+    pub send: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive: Duration,
+}
+
+/// What a connection needs from its worker while it runs. The worker owns
+/// it; connections borrow it one at a time.
+#[derive(Debug)]
+pub struct Context {
+    /// The document root and status pages, shared read-only by all workers.
+    pub site: Arc<Site>,
+    /// This loop iteration's time, and the cached date strings.
+    pub clock: Clock,
+    /// Spare input and output buffers.
+    pub pool: BufferPool,
+    /// This worker's access-log buffer.
+    pub log: AccessLog,
+    /// Reusable space for decoding a request path.
+    pub scratch: Vec<u8>,
+    /// The timeouts of each state.
+    pub timeouts: Timeouts,
+    /// Set when the server is shutting down: responses close their
+    /// connections, idle connections are closed.
+    pub draining: bool,
+    /// Print request heads and state transitions to stderr.
+    pub trace: bool,
+    /// This worker's number, for traces.
+    pub worker_id: usize,
+}
+
+/// What a state handler decided.
+#[derive(Debug)]
+enum Transition {
+    /// Enter this state and run it at once.
+    Next(State),
+    /// Stay in this state until the next readiness event or timeout.
+    Wait(State),
+    /// The connection is finished; this is the state it ended in, for
+    /// [`Connection::close`] to clean up.
+    Close(State),
+}
+
+/// What the worker must do with a connection after an event or timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Keep it registered; it waits for its next event or deadline.
+    Open,
+    /// Remove it from the slab and [`Connection::close`] it.
+    Close,
+}
+
+/// The request being answered: what the log line and the keep-alive decision
+/// need once the response is out.
+#[derive(Debug)]
+struct Exchange {
+    /// The request line, in the input buffer, for the log.
+    request_line: Span,
+    /// Input bytes this request occupied; the next request starts after them.
+    consumed: usize,
+    /// The status sent.
+    status: Status,
+    /// Whether the connection stays open afterwards.
+    keep_alive: bool,
+    /// Whether the client may have sent bytes we will not read (a body, or
+    /// whatever followed an invalid head): then closing must linger.
+    unread_input: bool,
+    /// Bytes of the output buffer that are the head (the rest is body).
+    head_len: usize,
+    /// Body bytes sent so far.
+    body_bytes: u64,
+}
+
+/// The connection's stage, with the data that stage needs.
+#[derive(Debug)]
+enum State {
+    /// Waiting for the next request; no buffers held.
+    Idle,
+    /// Reading a request head into `input`.
+    ReadingRequest {
+        /// Received bytes: the head so far (plus pipelined requests).
+        input: InputBuffer,
+    },
+    /// Writing `output` (the head, and a status page body if any).
+    WritingResponse {
+        /// The request's bytes and anything pipelined after it.
+        input: InputBuffer,
+        /// The request being answered.
+        exchange: Exchange,
+        /// The response head (and in-memory body).
+        output: Vec<u8>,
+        /// Bytes of `output` already sent.
+        written: usize,
+        /// The file to send once `output` is out.
+        file_body: Option<FileBody>,
+    },
+    /// Sending a file body with `sendfile`.
+    SendingFile {
+        /// The request's bytes and anything pipelined after it.
+        input: InputBuffer,
+        /// The request being answered.
+        exchange: Exchange,
+        /// The file, the offset to resume at and the bytes left.
+        body: FileBody,
+    },
+    /// Our side is shut down after the last response; reading and discarding
+    /// what the client still sends, so closing does not reset the connection
+    /// before the client has read our response.
+    Lingering,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::ReadingRequest { .. } => "ReadingRequest",
+            State::WritingResponse { .. } => "WritingResponse",
+            State::SendingFile { .. } => "SendingFile",
+            State::Lingering => "Lingering",
+        }
+    }
+
+    /// How long a connection may stay in this state without progress.
+    fn timeout(&self, timeouts: &Timeouts) -> Duration {
+        match self {
+            State::Idle => timeouts.keepalive,
+            State::ReadingRequest { .. } => timeouts.header,
+            State::WritingResponse { .. } | State::SendingFile { .. } => timeouts.send,
+            State::Lingering => LINGER_TIMEOUT,
+        }
+    }
+}
+
+/// Readiness the kernel has reported and no system call has used up yet.
+#[derive(Clone, Copy, Debug, Default)]
+struct Readiness {
+    /// There may be bytes to read (or an EOF or error to discover).
+    readable: bool,
+    /// There may be room in the send buffer.
+    writable: bool,
+    /// The peer shut down its side (the event said so): read to EOF, do not
+    /// trust a short read to mean "drained".
+    hangup: bool,
+    /// A read returned EOF: the client will send nothing more.
+    eof: bool,
+}
+
+/// A client connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// The nonblocking socket, registered with the worker's `Poll`.
+    socket: TcpStream,
+    /// The client's address, for the access log.
+    peer: IpAddr,
+    /// The deadline of the current state (and the connection's serial).
+    pub timer: TimerSlot,
+    /// Readiness not used up yet.
+    readiness: Readiness,
+    /// Where the connection is in its life.
+    state: State,
+}
+
+impl Connection {
+    /// A freshly accepted connection. It starts `Idle` (no buffer until bytes
+    /// arrive) but with the *header* timeout: a client that connects and
+    /// sends nothing is as slow as one that sends half a head. It is assumed
+    /// writable (a new socket has an empty send buffer) but not readable: the
+    /// registration reports data that is already there.
+    pub fn new(
+        socket: TcpStream,
+        peer: IpAddr,
+        serial: u64,
+        timeouts: &Timeouts,
+        clock: &Clock,
+    ) -> Connection {
+        Connection {
+            socket,
+            peer,
+            timer: TimerSlot::new(serial, clock.now() + timeouts.header),
+            readiness: Readiness {
+                writable: true,
+                ..Readiness::default()
+            },
+            state: State::Idle,
+        }
+    }
+
+    /// The socket, for registration with the worker's `Poll`.
+    pub fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    /// Handles a readiness event: remembers what it says, then runs the
+    /// state machine as far as it can go.
+    pub fn on_event(&mut self, event: &Event, ctx: &mut Context) -> Outcome {
+        let error = event.is_error();
+        self.readiness.readable |= event.is_readable() || event.is_read_closed() || error;
+        self.readiness.writable |= event.is_writable() || event.is_write_closed() || error;
+        self.readiness.hangup |= event.is_read_closed();
+        self.drive(ctx)
+    }
+
+    /// Handles the expiry of the current state's deadline.
+    pub fn on_timeout(&mut self, ctx: &mut Context) -> Outcome {
+        match mem::replace(&mut self.state, State::Idle) {
+            // The client sent part of a head and stalled: tell it why we
+            // hang up (nginx closes silently; a 408 is kinder to debug).
+            State::ReadingRequest { input } if !input.is_empty() => {
+                let next = self.begin_response(input, Err(Status::RequestTimeout), ctx);
+                self.enter("ReadingRequest", next, ctx);
+                self.drive(ctx)
+            }
+            state => {
+                self.trace(ctx, format_args!("{} timed out", state.name()));
+                self.state = state;
+                Outcome::Close
+            }
+        }
+    }
+
+    /// Called once when the server starts shutting down: connections with
+    /// nothing in flight close now; the others finish their response (which
+    /// will say `Connection: close`).
+    pub fn on_shutdown(&mut self) -> Outcome {
+        match &self.state {
+            State::Idle | State::Lingering => Outcome::Close,
+            State::ReadingRequest { input } if input.is_empty() => Outcome::Close,
+            _ => Outcome::Open,
+        }
+    }
+
+    /// Tears the connection down: logs a response that was cut short (with
+    /// the bytes actually sent) and returns buffers to the pool. Dropping the
+    /// socket closes it, which also removes it from the epoll set.
+    pub fn close(self, ctx: &mut Context) {
+        match self.state {
+            State::Idle | State::Lingering => {}
+            State::ReadingRequest { input } => ctx.pool.put_input(input),
+            State::WritingResponse {
+                input,
+                mut exchange,
+                output,
+                written,
+                ..
+            } => {
+                exchange.body_bytes = written.saturating_sub(exchange.head_len) as u64;
+                log_exchange(self.peer, &input, &exchange, ctx);
+                ctx.pool.put_input(input);
+                ctx.pool.put_output(output);
+            }
+            State::SendingFile {
+                input, exchange, ..
+            } => {
+                log_exchange(self.peer, &input, &exchange, ctx);
+                ctx.pool.put_input(input);
+            }
+        }
+    }
+
+    /// Runs state handlers until one has to wait for the network or the
+    /// connection is finished.
+    fn drive(&mut self, ctx: &mut Context) -> Outcome {
+        loop {
+            let current = mem::replace(&mut self.state, State::Idle);
+            let from = current.name();
+            let transition = match current {
+                State::Idle => self.idle(ctx),
+                State::ReadingRequest { input } => self.read_request(input, ctx),
+                State::WritingResponse {
+                    input,
+                    exchange,
+                    output,
+                    written,
+                    file_body,
+                } => self.write_response(input, exchange, output, written, file_body, ctx),
+                State::SendingFile {
+                    input,
+                    exchange,
+                    body,
+                } => self.send_file(input, exchange, body, ctx),
+                State::Lingering => self.linger(),
+            };
+            match transition {
+                Transition::Next(next) => self.enter(from, next, ctx),
+                Transition::Wait(state) => {
+                    self.state = state;
+                    return Outcome::Open;
+                }
+                Transition::Close(state) => {
+                    self.trace(ctx, format_args!("{} -> closed", state.name()));
+                    self.state = state;
+                    return Outcome::Close;
+                }
+            }
+        }
+    }
+
+    /// Makes `next` the current state and starts its timeout.
+    fn enter(&mut self, from: &str, next: State, ctx: &Context) {
+        self.trace(ctx, format_args!("{from} -> {}", next.name()));
+        self.timer.deadline = ctx.clock.now() + next.timeout(&ctx.timeouts);
+        self.state = next;
+    }
+
+    /// `Idle`: wait for the client's next request without holding a buffer.
+    fn idle(&mut self, ctx: &mut Context) -> Transition {
+        if self.readiness.readable {
+            Transition::Next(State::ReadingRequest {
+                input: ctx.pool.take_input(),
+            })
+        } else {
+            Transition::Wait(State::Idle)
+        }
+    }
+
+    /// `ReadingRequest`: read until a whole head is buffered, then answer it.
+    fn read_request(&mut self, mut input: InputBuffer, ctx: &mut Context) -> Transition {
+        // Bytes already buffered (a pipelined request) are parsed before
+        // reading anything: they may hold a whole request.
+        let mut unparsed = !input.is_empty();
+        loop {
+            if unparsed {
+                let parsed = match request::parse(input.filled()) {
+                    Ok(Parsed::Complete(request)) => Ok(request),
+                    Ok(Parsed::Partial) => Err(None),
+                    Err(error) => Err(Some(error.status())),
+                };
+                match parsed {
+                    Ok(request) => {
+                        return Transition::Next(self.begin_response(input, Ok(request), ctx));
+                    }
+                    Err(Some(status)) => {
+                        return Transition::Next(self.begin_response(input, Err(status), ctx));
+                    }
+                    Err(None) => {}
+                }
+            }
+            if self.readiness.eof {
+                // EOF between requests is the normal end of a connection; in
+                // the middle of a head, the client gave up on its request.
+                return Transition::Close(State::ReadingRequest { input });
+            }
+            if !self.readiness.readable {
+                return Transition::Wait(State::ReadingRequest { input });
+            }
+            // A full buffer always parses as complete or too large, so there
+            // is room here.
+            let spare = input.spare_mut();
+            let wanted = spare.len();
+            match (&self.socket).read(spare) {
+                Ok(0) => {
+                    self.readiness.eof = true;
+                    self.readiness.readable = false;
+                    unparsed = false;
+                }
+                Ok(count) => {
+                    input.fill(count);
+                    if count < wanted && !self.readiness.hangup {
+                        self.readiness.readable = false;
+                    }
+                    unparsed = true;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readiness.readable = false;
+                    unparsed = false;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => unparsed = false,
+                Err(_) => return Transition::Close(State::ReadingRequest { input }),
+            }
+        }
+    }
+
+    /// Answers a request (or the status an invalid head earned): the head goes
+    /// into a pooled output buffer, and the connection moves on to write it.
+    fn begin_response(
+        &mut self,
+        input: InputBuffer,
+        request: Result<Request, Status>,
+        ctx: &mut Context,
+    ) -> State {
+        let mut output = ctx.pool.take_output();
+        let env = Env {
+            date: ctx.clock.http_date(),
+            keep_alive: (!ctx.draining).then_some(ctx.timeouts.keepalive),
+        };
+        let (answer, request_line, consumed, unread_input): (Answer, Span, usize, bool) =
+            match request {
+                Ok(request) => (
+                    respond::answer(
+                        &ctx.site,
+                        &request,
+                        input.filled(),
+                        env,
+                        &mut ctx.scratch,
+                        &mut output,
+                    ),
+                    request.request_line,
+                    request.head_len,
+                    request.has_body,
+                ),
+                Err(status) => (
+                    StatusPage::for_invalid_head(status).write(&ctx.site, env, &mut output),
+                    first_line_span(input.filled()),
+                    input.filled().len(),
+                    true,
+                ),
+            };
+        if ctx.trace {
+            let head = &input.filled()[..consumed];
+            self.trace(
+                ctx,
+                format_args!(
+                    "request head:\n{}",
+                    String::from_utf8_lossy(head).trim_end()
+                ),
+            );
+        }
+        State::WritingResponse {
+            input,
+            exchange: Exchange {
+                request_line,
+                consumed,
+                status: answer.status,
+                keep_alive: answer.keep_alive,
+                unread_input,
+                head_len: answer.head_len,
+                body_bytes: 0,
+            },
+            output,
+            written: 0,
+            file_body: answer.file_body,
+        }
+    }
+
+    /// `WritingResponse`: write the head (and a status page), then go on to
+    /// the file body if there is one.
+    fn write_response(
+        &mut self,
+        input: InputBuffer,
+        mut exchange: Exchange,
+        output: Vec<u8>,
+        mut written: usize,
+        file_body: Option<FileBody>,
+        ctx: &mut Context,
+    ) -> Transition {
+        loop {
+            if written == output.len() {
+                exchange.body_bytes = (output.len() - exchange.head_len) as u64;
+                ctx.pool.put_output(output);
+                return match file_body {
+                    Some(body) => Transition::Next(State::SendingFile {
+                        input,
+                        exchange,
+                        body,
+                    }),
+                    None => self.finish_exchange(input, exchange, ctx),
+                };
+            }
+            if !self.readiness.writable {
+                return Transition::Wait(State::WritingResponse {
+                    input,
+                    exchange,
+                    output,
+                    written,
+                    file_body,
+                });
+            }
+            let unsent = &output[written..];
+            // With a file to follow, MSG_MORE lets the head share its first
+            // TCP segment with the body.
+            match sys::send(&self.socket, unsent, file_body.is_some()) {
+                Ok(count) => {
+                    written += count;
+                    if count < unsent.len() {
+                        self.readiness.writable = false;
+                    }
+                    self.timer.deadline = ctx.clock.now() + ctx.timeouts.send;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readiness.writable = false
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return Transition::Close(State::WritingResponse {
+                        input,
+                        exchange,
+                        output,
+                        written,
+                        file_body,
+                    });
+                }
+            }
+        }
+    }
+
+    /// `SendingFile`: `sendfile` until the body is out. After `WouldBlock` the
+    /// offset in `body` is where the next writable event resumes.
+    fn send_file(
+        &mut self,
+        input: InputBuffer,
+        mut exchange: Exchange,
+        mut body: FileBody,
+        ctx: &mut Context,
+    ) -> Transition {
+        loop {
+            if body.remaining == 0 {
+                return self.finish_exchange(input, exchange, ctx);
+            }
+            if !self.readiness.writable {
+                return Transition::Wait(State::SendingFile {
+                    input,
+                    exchange,
+                    body,
+                });
+            }
+            let count = usize::try_from(body.remaining)
+                .map_or(MAX_SENDFILE_BYTES, |n| n.min(MAX_SENDFILE_BYTES));
+            // No short-write shortcut here: a short count may also mean the
+            // file ended early, which only the next call (returning 0) tells.
+            match sys::sendfile(&self.socket, &body.file, &mut body.offset, count) {
+                Ok(0) => {
+                    // The file shrank after we announced its length. The
+                    // client would wait forever for the missing bytes; the
+                    // only honest end is to close.
+                    return Transition::Close(State::SendingFile {
+                        input,
+                        exchange,
+                        body,
+                    });
+                }
+                Ok(sent) => {
+                    body.remaining -= sent as u64;
+                    exchange.body_bytes += sent as u64;
+                    self.timer.deadline = ctx.clock.now() + ctx.timeouts.send;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readiness.writable = false
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return Transition::Close(State::SendingFile {
+                        input,
+                        exchange,
+                        body,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The response is out: log it, drop the request's bytes, and decide what
+    /// the connection does next.
+    fn finish_exchange(
+        &mut self,
+        mut input: InputBuffer,
+        exchange: Exchange,
+        ctx: &mut Context,
+    ) -> Transition {
+        log_exchange(self.peer, &input, &exchange, ctx);
+        input.consume(exchange.consumed);
+        let pipelined = !input.is_empty();
+        if exchange.keep_alive && !ctx.draining {
+            if pipelined {
+                return Transition::Next(State::ReadingRequest { input });
+            }
+            ctx.pool.put_input(input);
+            return Transition::Next(State::Idle);
+        }
+        ctx.pool.put_input(input);
+        if (pipelined || exchange.unread_input) && !self.readiness.eof {
+            // Send our FIN after the response, then discard what arrives.
+            let _ = self.socket.shutdown(Shutdown::Write);
+            return Transition::Next(State::Lingering);
+        }
+        Transition::Close(State::Idle)
+    }
+
+    /// `Lingering`: read and discard until the client closes or the linger
+    /// timeout runs out.
+    fn linger(&mut self) -> Transition {
+        let mut discard = [0u8; LINGER_DISCARD_BYTES];
+        while self.readiness.readable {
+            match (&self.socket).read(&mut discard) {
+                Ok(0) => return Transition::Close(State::Lingering),
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readiness.readable = false
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Transition::Close(State::Lingering),
+            }
+        }
+        Transition::Wait(State::Lingering)
+    }
+
+    /// Prints one trace line (only with `--trace`).
+    fn trace(&self, ctx: &Context, what: std::fmt::Arguments<'_>) {
+        if ctx.trace {
+            eprintln!(
+                "[worker {} conn #{}] {what}",
+                ctx.worker_id, self.timer.serial
+            );
+        }
+    }
+}
+
+/// Records the access-log line of an exchange.
+fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mut Context) {
+    let now = ctx.clock.now();
+    ctx.log.record(
+        &LogEntry {
+            client: peer,
+            time: ctx.clock.log_time(),
+            request_line: exchange.request_line.of(input.filled()),
+            status: exchange.status,
+            body_bytes: exchange.body_bytes,
+        },
+        now,
+    );
+}

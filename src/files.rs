@@ -1,0 +1,476 @@
+//! From a request target to an open file, without ever leaving the document
+//! root.
+//!
+//! Two layers keep a request inside the root:
+//!
+//! 1. [`decode_path`] turns the target into a relative path: it drops the query,
+//!    percent-decodes, and *rejects* (rather than resolves) every `..`
+//!    segment, NUL byte and malformed escape. The result never starts with `/`
+//!    and never names a parent directory.
+//! 2. [`DocumentRoot::lookup`] opens that path relative to a directory
+//!    descriptor held open for the root, with `openat2(RESOLVE_BENEATH)`
+//!    ([`crate::sys::open_beneath`]): the kernel refuses any resolution that
+//!    would leave the root, including through symlinks that point outside it,
+//!    and it does so atomically, so a symlink swapped in between a check and
+//!    an open cannot win a race. On kernels before 5.6 (no `openat2`) we fall
+//!    back to canonicalising the path and checking its prefix, which is
+//!    correct but not race-free.
+//!
+//! Failures map to statuses in one table, [`status_for_error`], as nginx's
+//! static module does: a missing file is `404`, a forbidden one `403`, running
+//! out of descriptors `503`, anything unexpected `500`.
+
+use std::ffi::{CStr, OsStr};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::http::Status;
+use crate::sys;
+
+/// The file served for a directory request (`/` or `/dir/`).
+pub const INDEX_FILE: &str = "index.html";
+
+/// The one dot-directory we serve: RFC 8615 well-known URIs (used, for
+/// example, by ACME certificate challenges). Every other path segment that
+/// starts with a dot (`.git`, `.env`, `.htpasswd`) is answered with `404`.
+pub const SERVED_DOT_DIRECTORY: &[u8] = b".well-known";
+
+/// An open file ready to be served, with what its response head needs.
+#[derive(Debug)]
+pub struct StaticFile {
+    /// The open file; the body is sent from it with `sendfile`.
+    pub file: File,
+    /// Its length when we opened it: the `Content-Length` we announce.
+    pub len: u64,
+    /// Its modification time: `Last-Modified`, and what `If-Modified-Since`
+    /// is compared with.
+    pub modified: SystemTime,
+    /// Its media type, guessed from the extension.
+    pub mime: &'static str,
+}
+
+/// What a request target leads to.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A regular file to serve.
+    File(StaticFile),
+    /// A directory named without its trailing slash: redirect to `target/`,
+    /// so relative links inside its index page resolve against the directory.
+    AddSlash,
+    /// Nothing we will serve.
+    Refused(Status),
+}
+
+/// How we confine lookups to the root on this kernel.
+#[derive(Debug)]
+enum Confinement {
+    /// `openat2(RESOLVE_BENEATH)`: atomic, enforced by the kernel.
+    Openat2,
+    /// Canonicalise and compare prefixes; the root's canonical path is kept.
+    Canonicalize(PathBuf),
+}
+
+/// The document root: an open directory descriptor that every lookup is
+/// relative to. Renaming or replacing the root's path after start does not
+/// change what is served: the descriptor still names the original directory.
+#[derive(Debug)]
+pub struct DocumentRoot {
+    dir: File,
+    confinement: Confinement,
+}
+
+impl DocumentRoot {
+    /// Opens `path`, which must be a directory.
+    pub fn open(path: &Path) -> io::Result<DocumentRoot> {
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        let probe = sys::open_beneath(&dir, c".");
+        let confinement = match probe {
+            Ok(_) => Confinement::Openat2,
+            Err(error) if matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                Confinement::Canonicalize(path.canonicalize()?)
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(DocumentRoot { dir, confinement })
+    }
+
+    /// Finds what `target` (a request target, still percent-encoded) names.
+    /// `scratch` is a reusable buffer for the decoded path, so a lookup
+    /// allocates nothing once it has grown to fit.
+    pub fn lookup(&self, target: &[u8], scratch: &mut Vec<u8>) -> Lookup {
+        let form = match decode_path(target, scratch) {
+            Ok(form) => form,
+            Err(status) => return Lookup::Refused(status),
+        };
+        match self.lookup_decoded(scratch, form) {
+            Ok(lookup) => lookup,
+            Err(error) => Lookup::Refused(status_for_error(&error)),
+        }
+    }
+
+    fn lookup_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> io::Result<Lookup> {
+        let file = self.open_relative(path)?;
+        let metadata = file.metadata()?;
+        if metadata.is_dir() {
+            if form == PathForm::File {
+                return Ok(Lookup::AddSlash);
+            }
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(INDEX_FILE.as_bytes());
+            let index = self
+                .open_relative(path)
+                .map_err(|error| match error.raw_os_error() {
+                    // A directory without an index is not listed.
+                    Some(libc::ENOENT) => io::Error::from_raw_os_error(libc::EACCES),
+                    _ => error,
+                })?;
+            return self.serve_regular(index, path);
+        }
+        self.serve_regular(file, path)
+    }
+
+    fn serve_regular(&self, file: File, path: &[u8]) -> io::Result<Lookup> {
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            // A FIFO, socket or device: never served (and an index.html that
+            // is itself a directory is no index).
+            return Ok(Lookup::Refused(Status::Forbidden));
+        }
+        Ok(Lookup::File(StaticFile {
+            len: metadata.len(),
+            modified: metadata.modified()?,
+            mime: media_type(path),
+            file,
+        }))
+    }
+
+    /// Opens a decoded relative path (empty for the root itself) beneath the
+    /// root.
+    fn open_relative(&self, path: &mut Vec<u8>) -> io::Result<File> {
+        match &self.confinement {
+            Confinement::Openat2 => {
+                let len = path.len();
+                if len == 0 {
+                    path.push(b'.');
+                }
+                path.push(0);
+                let opened = CStr::from_bytes_with_nul(path)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
+                    .and_then(|c_path| sys::open_beneath(&self.dir, c_path));
+                path.truncate(len);
+                opened
+            }
+            Confinement::Canonicalize(root) => {
+                let full = root.join(OsStr::from_bytes(path)).canonicalize()?;
+                if !full.starts_with(root) {
+                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                }
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                    .open(full)
+            }
+        }
+    }
+}
+
+/// Maps a failed open or stat to the status the client sees.
+pub fn status_for_error(error: &io::Error) -> Status {
+    match error.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => Status::NotFound,
+        // EXDEV: RESOLVE_BENEATH refused to leave the root. ELOOP: too many
+        // symlinks, or a magic link.
+        Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV) => Status::Forbidden,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Status::ServiceUnavailable,
+        _ => Status::InternalServerError,
+    }
+}
+
+/// Whether a decoded path names a file or, with a trailing slash, a
+/// directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathForm {
+    /// `/a/b`: a file (or a directory to redirect).
+    File,
+    /// `/a/b/` or `/`: a directory, served through its index.
+    Directory,
+}
+
+/// Splits a request target into its path and its query (without the `?`).
+pub fn split_target(target: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let target = match target.iter().position(|&b| b == b'#') {
+        Some(hash) => &target[..hash],
+        None => target,
+    };
+    match target.iter().position(|&b| b == b'?') {
+        Some(mark) => (&target[..mark], Some(&target[mark + 1..])),
+        None => (target, None),
+    }
+}
+
+/// Decodes the path of a request target into `out` as a path relative to the
+/// root: no leading slash, segments joined by single slashes, `.` and empty
+/// segments dropped. Refuses (with the status to answer) anything that could
+/// step outside the root or smuggle a byte the file system treats specially:
+/// `..` segments (after decoding, so `%2e%2e` and `..%2f` count), NUL bytes,
+/// malformed `%` escapes, and targets that are not absolute paths.
+pub fn decode_path(target: &[u8], out: &mut Vec<u8>) -> Result<PathForm, Status> {
+    out.clear();
+    let (path, _query) = split_target(strip_absolute_form(target));
+    if path.first() != Some(&b'/') {
+        return Err(Status::BadRequest);
+    }
+    let mut segment_start = 0;
+    let mut bytes = path.iter().copied();
+    let names_directory = loop {
+        let byte = match bytes.next() {
+            Some(b'%') => {
+                let high = bytes.next().and_then(hex_value);
+                let low = bytes.next().and_then(hex_value);
+                match (high, low) {
+                    (Some(high), Some(low)) => high << 4 | low,
+                    _ => return Err(Status::BadRequest),
+                }
+            }
+            Some(byte) => byte,
+            None => break end_segment(out, segment_start)?,
+        };
+        match byte {
+            0 => return Err(Status::BadRequest),
+            b'/' => {
+                end_segment(out, segment_start)?;
+                if !out.is_empty() && out.last() != Some(&b'/') {
+                    out.push(b'/');
+                }
+                segment_start = out.len();
+            }
+            byte => out.push(byte),
+        }
+    };
+    if out.last() == Some(&b'/') {
+        out.pop();
+    }
+    if names_directory {
+        Ok(PathForm::Directory)
+    } else {
+        Ok(PathForm::File)
+    }
+}
+
+/// Checks the segment that ends at the end of `out` (it started at `start`):
+/// drops `.`, refuses `..` and hidden names. Returns whether the segment
+/// names "this directory" (empty or `.`), which, for the last segment, makes
+/// the whole path a directory request.
+fn end_segment(out: &mut Vec<u8>, start: usize) -> Result<bool, Status> {
+    match &out[start..] {
+        b"" => Ok(true),
+        b"." => {
+            out.truncate(start);
+            Ok(true)
+        }
+        b".." => Err(Status::BadRequest),
+        segment if segment.starts_with(b".") && segment != SERVED_DOT_DIRECTORY => {
+            Err(Status::NotFound)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// RFC 9112 §3.2.2: a server must accept the absolute form
+/// (`GET http://host/path HTTP/1.1`); we only need its path.
+fn strip_absolute_form(target: &[u8]) -> &[u8] {
+    let Some(rest) = target
+        .strip_prefix(b"http://")
+        .or_else(|| target.strip_prefix(b"https://"))
+    else {
+        return target;
+    };
+    match rest.iter().position(|&b| b == b'/' || b == b'?') {
+        Some(path_start) if rest[path_start] == b'/' => &rest[path_start..],
+        _ => b"/",
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The media type for a path, from its extension; `application/octet-stream`
+/// when unknown, so browsers download rather than guess.
+pub fn media_type(path: &[u8]) -> &'static str {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let extension = match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 => &name[dot + 1..],
+        _ => return "application/octet-stream",
+    };
+    std::str::from_utf8(extension)
+        .ok()
+        .and_then(|extension| mime_guess::from_ext(extension).first_raw())
+        .unwrap_or("application/octet-stream")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(target: &str) -> Result<(String, PathForm), Status> {
+        let mut out = Vec::new();
+        let form = decode_path(target.as_bytes(), &mut out)?;
+        Ok((String::from_utf8(out).unwrap(), form))
+    }
+
+    #[test]
+    fn decodes_paths() {
+        let cases = [
+            ("/", "", PathForm::Directory),
+            ("/index.html", "index.html", PathForm::File),
+            ("/index.html?x=1&y=/../", "index.html", PathForm::File),
+            ("/a/b/", "a/b", PathForm::Directory),
+            ("//a///b", "a/b", PathForm::File),
+            ("/a/./b/.", "a/b", PathForm::Directory),
+            ("/hello%20world.txt", "hello world.txt", PathForm::File),
+            ("/caf%C3%A9.txt", "café.txt", PathForm::File),
+            ("/a%2fb", "a/b", PathForm::File),
+            ("/a%2F", "a", PathForm::Directory),
+            ("/page#frag", "page", PathForm::File),
+            ("http://example.com/x/y?q", "x/y", PathForm::File),
+            ("http://example.com", "", PathForm::Directory),
+            ("/.well-known/acme", ".well-known/acme", PathForm::File),
+            ("/a..b/c...", "a..b/c...", PathForm::File),
+        ];
+        for (target, path, form) in cases {
+            assert_eq!(decoded(target), Ok((path.to_string(), form)), "{target}");
+        }
+    }
+
+    #[test]
+    fn refuses_traversal_and_bad_bytes() {
+        let cases = [
+            ("/..", Status::BadRequest),
+            ("/../etc/passwd", Status::BadRequest),
+            ("/a/../../etc/passwd", Status::BadRequest),
+            ("/a/..", Status::BadRequest),
+            ("/%2e%2e/etc/passwd", Status::BadRequest),
+            ("/%2E%2e%2fetc", Status::BadRequest),
+            ("/..%2f..%2fetc/passwd", Status::BadRequest),
+            ("/.%2e/x", Status::BadRequest),
+            ("/a%00b", Status::BadRequest),
+            ("/a%2", Status::BadRequest),
+            ("/a%zz", Status::BadRequest),
+            ("a/b", Status::BadRequest),
+            ("*", Status::BadRequest),
+            ("/.git/config", Status::NotFound),
+            ("/a/.env", Status::NotFound),
+            ("/%2ehtpasswd", Status::NotFound),
+        ];
+        for (target, status) in cases {
+            assert_eq!(decoded(target), Err(status), "{target}");
+        }
+    }
+
+    #[test]
+    fn decoded_paths_never_climb() {
+        // Every two-segment combination of tricky pieces: whatever decodes
+        // must be free of `..` segments and leading slashes.
+        let pieces = [
+            "..", ".", "%2e", "%2E%2e", "%2f", "/", "a", "%00", "%", "b%2f..", "",
+        ];
+        let mut out = Vec::new();
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let target = format!("/{a}/{b}{c}");
+                    if decode_path(target.as_bytes(), &mut out).is_ok() {
+                        assert!(!out.starts_with(b"/"), "{target}");
+                        assert!(
+                            !out.split(|&b| b == b'/').any(|s| s == b".."),
+                            "{target} -> {out:?}"
+                        );
+                        assert!(!out.contains(&0), "{target}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn media_types() {
+        let cases = [
+            ("index.html", "text/html"),
+            ("a/style.css", "text/css"),
+            ("app.js", "text/javascript"),
+            ("logo.png", "image/png"),
+            ("photo.jpg", "image/jpeg"),
+            ("icon.svg", "image/svg+xml"),
+            ("data.json", "application/json"),
+            ("mod.wasm", "application/wasm"),
+            ("blob.unknownext", "application/octet-stream"),
+            ("Makefile", "application/octet-stream"),
+            ("dir.d/noext", "application/octet-stream"),
+        ];
+        for (path, mime) in cases {
+            assert_eq!(media_type(path.as_bytes()), mime, "{path}");
+        }
+    }
+
+    #[test]
+    fn errno_table() {
+        let status = |errno| status_for_error(&io::Error::from_raw_os_error(errno));
+        assert_eq!(status(libc::ENOENT), Status::NotFound);
+        assert_eq!(status(libc::ENOTDIR), Status::NotFound);
+        assert_eq!(status(libc::EACCES), Status::Forbidden);
+        assert_eq!(status(libc::ELOOP), Status::Forbidden);
+        assert_eq!(status(libc::EXDEV), Status::Forbidden);
+        assert_eq!(status(libc::EMFILE), Status::ServiceUnavailable);
+        assert_eq!(status(libc::EIO), Status::InternalServerError);
+    }
+
+    #[test]
+    fn lookups_stay_inside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("index.html"), "<h1>hi</h1>").unwrap();
+        std::fs::create_dir(root.path().join("dir")).unwrap();
+        std::fs::create_dir(root.path().join("empty")).unwrap();
+        std::fs::write(root.path().join("dir/index.html"), "dir").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("leak"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("leakdir")).unwrap();
+        std::os::unix::fs::symlink("index.html", root.path().join("alias.html")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.path().join("passwd")).unwrap();
+
+        let root = DocumentRoot::open(root.path()).unwrap();
+        let mut scratch = Vec::new();
+        let mut lookup = |target: &str| match root.lookup(target.as_bytes(), &mut scratch) {
+            Lookup::File(file) => Ok(file.len),
+            Lookup::AddSlash => Err(Status::MovedPermanently),
+            Lookup::Refused(status) => Err(status),
+        };
+        assert_eq!(lookup("/"), Ok(11));
+        assert_eq!(lookup("/index.html"), Ok(11));
+        assert_eq!(lookup("/alias.html"), Ok(11));
+        assert_eq!(lookup("/dir/"), Ok(3));
+        assert_eq!(lookup("/dir"), Err(Status::MovedPermanently));
+        assert_eq!(lookup("/empty/"), Err(Status::Forbidden));
+        assert_eq!(lookup("/missing"), Err(Status::NotFound));
+        assert_eq!(lookup("/index.html/x"), Err(Status::NotFound));
+        assert_eq!(lookup("/leak"), Err(Status::Forbidden));
+        assert_eq!(lookup("/leakdir/secret"), Err(Status::Forbidden));
+        assert_eq!(lookup("/passwd"), Err(Status::Forbidden));
+    }
+}

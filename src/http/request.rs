@@ -1,0 +1,513 @@
+//! Parsing one request head out of the bytes a connection has received.
+//!
+//! `httparse` does the tokenising: it is fast, never allocates, and validates
+//! the request line and header syntax of RFC 9112 (it refuses obsolete line
+//! folding and whitespace before a header's colon in requests). On top of it
+//! this module applies the rules a static-file server needs: which methods
+//! exist, the `Host` requirement, keep-alive, `If-Modified-Since`, and
+//! unambiguous message framing.
+//!
+//! [`parse`] separates three outcomes, as httparse does: a complete request, a
+//! head that is merely incomplete (`Parsed::Partial`: "need more bytes" is not
+//! an error) and a head that can never become valid ([`ParseError`]).
+//!
+//! The parsed [`Request`] does not borrow the buffer. It records *where* the
+//! interesting bytes are ([`Span`]s), so the connection can keep its buffer and
+//! its request side by side without a self-referential struct, and without
+//! copying the target.
+
+use std::time::SystemTime;
+
+use crate::config::{MAX_HEADER_FIELDS, MAX_REQUEST_HEAD_BYTES};
+use crate::http::Status;
+
+/// A range of bytes in the connection's input buffer. `Copy`, unlike
+/// `Range<usize>`, and it never dangles: it is just two offsets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the first byte.
+    pub start: u32,
+    /// Offset one past the last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// The span that `part` (a subslice of `whole`) occupies in `whole`.
+    fn within(whole: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+        debug_assert!(start + part.len() <= whole.len());
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    /// The bytes this span covers in `buffer`.
+    pub fn of(self, buffer: &[u8]) -> &[u8] {
+        &buffer[self.start as usize..self.end as usize]
+    }
+}
+
+/// The request methods, as far as a static-file server cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`: send the file.
+    Get,
+    /// `HEAD`: send what `GET` would, without the body.
+    Head,
+    /// A method HTTP defines that makes no sense on static files (`POST`,
+    /// `PUT`, `DELETE`, …): answered with `405` and an `Allow` header.
+    NotAllowed,
+    /// A method we have never heard of: answered with `501`.
+    Unknown,
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
+                Method::NotAllowed
+            }
+            _ => Method::Unknown,
+        }
+    }
+}
+
+/// The protocol versions we speak. httparse accepts exactly these two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: connections close after each response unless asked otherwise.
+    Http10,
+    /// HTTP/1.1: connections persist unless asked otherwise.
+    Http11,
+}
+
+/// One parsed request head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// What the client wants done.
+    pub method: Method,
+    /// The protocol version of the request line.
+    pub version: Version,
+    /// The request target as sent (path and query, still percent-encoded).
+    pub target: Span,
+    /// The request line without its line ending, for the access log.
+    pub request_line: Span,
+    /// Bytes of the buffer this head occupies, blank line included; the next
+    /// pipelined request starts right after.
+    pub head_len: usize,
+    /// Whether the client is willing to send another request on this
+    /// connection (RFC 9112 §9.3).
+    pub keep_alive: bool,
+    /// The `If-Modified-Since` date, when present and valid. An invalid date
+    /// is ignored, as RFC 9110 §13.1.3 requires.
+    pub if_modified_since: Option<SystemTime>,
+    /// Whether a body follows the head (`Content-Length` > 0 or
+    /// `Transfer-Encoding`). We never read bodies, so such a connection is
+    /// closed after the response rather than misreading the body as the next
+    /// request.
+    pub has_body: bool,
+}
+
+/// The outcome of [`parse`] on a buffer that did not hold an invalid head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole head was found.
+    Complete(Request),
+    /// The bytes so far are a valid beginning; wait for more.
+    Partial,
+}
+
+/// Why a request head was rejected. Small and `Copy`: rejecting never
+/// allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// The request line or a header field breaks the syntax of RFC 9112.
+    Malformed,
+    /// The head is larger than [`MAX_REQUEST_HEAD_BYTES`], or has more than
+    /// [`MAX_HEADER_FIELDS`] fields.
+    HeadTooLarge,
+    /// The request line names an HTTP version other than 1.0 and 1.1.
+    UnsupportedVersion,
+    /// An HTTP/1.1 request without `Host`, or any request with two
+    /// (RFC 9112 §3.2).
+    BadHost,
+    /// The body's length is ambiguous: `Content-Length` together with
+    /// `Transfer-Encoding`, differing or invalid `Content-Length` values.
+    /// Accepting these is how request smuggling starts (RFC 9112 §6.3).
+    AmbiguousLength,
+}
+
+impl ParseError {
+    /// The status that answers this error.
+    pub fn status(self) -> Status {
+        match self {
+            ParseError::Malformed | ParseError::BadHost | ParseError::AmbiguousLength => {
+                Status::BadRequest
+            }
+            ParseError::HeadTooLarge => Status::RequestHeaderFieldsTooLarge,
+            ParseError::UnsupportedVersion => Status::HttpVersionNotSupported,
+        }
+    }
+}
+
+/// Parses the request head at the start of `buffer`.
+pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADER_FIELDS];
+    let mut request = httparse::Request::new(&mut fields);
+    let head_len = match request.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buffer.len() >= MAX_REQUEST_HEAD_BYTES => {
+            return Err(ParseError::HeadTooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::HeadTooLarge),
+        Err(httparse::Error::Version) if names_other_http_version(buffer) => {
+            return Err(ParseError::UnsupportedVersion);
+        }
+        Err(_) => return Err(ParseError::Malformed),
+    };
+    if head_len > MAX_REQUEST_HEAD_BYTES {
+        return Err(ParseError::HeadTooLarge);
+    }
+    // A complete parse always fills in method, path and version.
+    let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+    else {
+        return Err(ParseError::Malformed);
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let fields = Fields::read(request.headers)?;
+    if fields.host_count > 1 || (version == Version::Http11 && fields.host_count == 0) {
+        return Err(ParseError::BadHost);
+    }
+    let keep_alive = match version {
+        Version::Http11 => !fields.connection_close,
+        Version::Http10 => fields.connection_keep_alive && !fields.connection_close,
+    };
+    Ok(Parsed::Complete(Request {
+        method: Method::from_token(method),
+        version,
+        target: Span::within(buffer, target.as_bytes()),
+        request_line: Span::within(buffer, first_line(&buffer[..head_len])),
+        head_len,
+        keep_alive,
+        if_modified_since: fields.if_modified_since,
+        has_body: fields.has_body,
+    }))
+}
+
+/// The first line of `buffer` (after any blank lines, which RFC 9112 §2.2
+/// lets a server skip), without its line ending: the request line. Used for
+/// the access log, including for heads that failed to parse.
+pub fn first_line(buffer: &[u8]) -> &[u8] {
+    let start = buffer
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buffer.len());
+    let rest = &buffer[start..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The span of [`first_line`] within `buffer`.
+pub fn first_line_span(buffer: &[u8]) -> Span {
+    Span::within(buffer, first_line(buffer))
+}
+
+/// Whether a request line httparse rejected for its version is otherwise
+/// well-formed and names an HTTP version: `GET / HTTP/2.0` deserves `505`,
+/// while `GET / FOO` is just malformed (`400`).
+fn names_other_http_version(buffer: &[u8]) -> bool {
+    let line = first_line(buffer);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    match version.strip_prefix(b"HTTP/") {
+        Some([major]) => major.is_ascii_digit(),
+        Some([major, b'.', minor]) => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
+    }
+}
+
+/// What the header fields say, as far as we care.
+#[derive(Default)]
+struct Fields {
+    host_count: usize,
+    connection_close: bool,
+    connection_keep_alive: bool,
+    content_length: Option<u64>,
+    chunked: bool,
+    has_body: bool,
+    if_modified_since: Option<SystemTime>,
+}
+
+impl Fields {
+    fn read(headers: &[httparse::Header<'_>]) -> Result<Fields, ParseError> {
+        let mut fields = Fields::default();
+        for header in headers {
+            let name = header.name;
+            if name.eq_ignore_ascii_case("host") {
+                fields.host_count += 1;
+            } else if name.eq_ignore_ascii_case("connection") {
+                for option in header.value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    fields.connection_close |= option.eq_ignore_ascii_case(b"close");
+                    fields.connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case("content-length") {
+                let length = parse_content_length(header.value)?;
+                if fields
+                    .content_length
+                    .is_some_and(|earlier| earlier != length)
+                {
+                    return Err(ParseError::AmbiguousLength);
+                }
+                fields.content_length = Some(length);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                fields.chunked = true;
+            } else if name.eq_ignore_ascii_case("if-modified-since") {
+                fields.if_modified_since = std::str::from_utf8(header.value)
+                    .ok()
+                    .and_then(|date| httpdate::parse_http_date(date).ok());
+            }
+        }
+        if fields.chunked && fields.content_length.is_some() {
+            return Err(ParseError::AmbiguousLength);
+        }
+        fields.has_body = fields.chunked || fields.content_length.is_some_and(|len| len > 0);
+        Ok(fields)
+    }
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), without overflow.
+fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ParseError::AmbiguousLength);
+    }
+    digits.iter().try_fold(0u64, |total, &digit| {
+        total
+            .checked_mul(10)
+            .and_then(|total| total.checked_add(u64::from(digit - b'0')))
+            .ok_or(ParseError::AmbiguousLength)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete(raw: &[u8]) -> Request {
+        match parse(raw) {
+            Ok(Parsed::Complete(request)) => request,
+            other => panic!("expected a complete request from {raw:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let raw = b"GET /index.html?x=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let request = complete(raw);
+        assert_eq!(request.method, Method::Get);
+        assert_eq!(request.version, Version::Http11);
+        assert_eq!(request.target.of(raw), b"/index.html?x=1");
+        assert_eq!(
+            request.request_line.of(raw),
+            b"GET /index.html?x=1 HTTP/1.1"
+        );
+        assert_eq!(request.head_len, raw.len());
+        assert!(request.keep_alive);
+        assert!(!request.has_body);
+        assert_eq!(request.if_modified_since, None);
+    }
+
+    #[test]
+    fn head_len_stops_before_the_pipelined_request() {
+        let first = b"HEAD /a HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut raw = first.to_vec();
+        raw.extend_from_slice(b"GET /b HTTP/1.1\r\n");
+        let request = complete(&raw);
+        assert_eq!(request.method, Method::Head);
+        assert_eq!(request.head_len, first.len());
+    }
+
+    #[test]
+    fn incomplete_heads_are_partial_not_errors() {
+        let raw = b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 0..raw.len() {
+            assert_eq!(parse(&raw[..cut]), Ok(Parsed::Partial), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n",
+                false,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.0\r\nConnection: foo , Keep-Alive\r\n\r\n",
+                true,
+            ),
+        ];
+        for (raw, keep_alive) in cases {
+            assert_eq!(complete(raw).keep_alive, *keep_alive, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn methods() {
+        let cases: &[(&[u8], Method)] = &[
+            (b"GET", Method::Get),
+            (b"HEAD", Method::Head),
+            (b"POST", Method::NotAllowed),
+            (b"PUT", Method::NotAllowed),
+            (b"DELETE", Method::NotAllowed),
+            (b"OPTIONS", Method::NotAllowed),
+            (b"PATCH", Method::NotAllowed),
+            (b"TRACE", Method::NotAllowed),
+            (b"BREW", Method::Unknown),
+            (b"get", Method::Unknown),
+        ];
+        for (token, method) in cases {
+            let mut raw = token.to_vec();
+            raw.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(complete(&raw).method, *method, "{token:?}");
+        }
+    }
+
+    #[test]
+    fn if_modified_since_valid_and_invalid() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        let expected = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(complete(raw).if_modified_since, Some(expected));
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: yesterday\r\n\r\n";
+        assert_eq!(complete(raw).if_modified_since, None);
+    }
+
+    #[test]
+    fn bodies_are_noticed() {
+        let cases: &[(&[u8], bool)] = &[
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+                true,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                true,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+                true,
+            ),
+        ];
+        for (raw, has_body) in cases {
+            assert_eq!(complete(raw).has_body, *has_body, "{raw:?}");
+        }
+    }
+
+    /// Every way a head can be rejected, and the status each one gets.
+    #[test]
+    fn rejections() {
+        let too_many_fields: Vec<u8> = {
+            let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+            for i in 0..MAX_HEADER_FIELDS {
+                raw.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+            }
+            raw.extend_from_slice(b"\r\n");
+            raw
+        };
+        let too_long: Vec<u8> = {
+            let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+            raw.resize(MAX_REQUEST_HEAD_BYTES + 10, b'y');
+            raw
+        };
+        let cases: &[(&[u8], ParseError)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", ParseError::UnsupportedVersion),
+            (b"GET / HTTP/3\r\nHost: a\r\n\r\n", ParseError::UnsupportedVersion),
+            (b"GET / FTP/1.0\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET /\r\n\r\n", ParseError::Malformed),
+            (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", ParseError::Malformed),
+            (b"GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\0\r\n\r\n", ParseError::Malformed),
+            (b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", ParseError::AmbiguousLength),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", ParseError::AmbiguousLength),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (&too_many_fields, ParseError::HeadTooLarge),
+            (&too_long, ParseError::HeadTooLarge),
+        ];
+        for (raw, error) in cases {
+            assert_eq!(
+                parse(raw),
+                Err(*error),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn error_statuses() {
+        assert_eq!(ParseError::Malformed.status(), Status::BadRequest);
+        assert_eq!(
+            ParseError::HeadTooLarge.status(),
+            Status::RequestHeaderFieldsTooLarge
+        );
+        assert_eq!(
+            ParseError::UnsupportedVersion.status(),
+            Status::HttpVersionNotSupported
+        );
+    }
+
+    #[test]
+    fn first_line_skips_leading_blank_lines() {
+        assert_eq!(
+            first_line(b"\r\nGET / HTTP/1.1\r\nHost: a"),
+            b"GET / HTTP/1.1"
+        );
+        assert_eq!(first_line(b"GARBAGE"), b"GARBAGE");
+        assert_eq!(first_line(b""), b"");
+    }
+}

@@ -1,0 +1,43 @@
+//! mioserve: a static-file HTTP/1.1 server on a hand-rolled, per-core epoll
+//! reactor.
+//!
+//! ## A request's life, and where to read about each step
+//! 1. [`server`] starts one worker thread per core, each with its own
+//!    listening socket in a `SO_REUSEPORT` group; the kernel hands each new
+//!    connection to one of them.
+//! 2. [`worker`] runs the event loop: `epoll_wait`, accept, dispatch readiness
+//!    events to connections by token, expire deadlines ([`timer`]).
+//! 3. [`connection`] is the state machine each connection walks through:
+//!    idle → reading the request → writing the response → sending the file →
+//!    idle again (or closed).
+//! 4. [`http`] parses the request head and formats the response head.
+//! 5. [`respond`] decides the answer; [`files`] maps the URL to a file under
+//!    the document root, never outside it.
+//! 6. [`log`] buffers the access-log line; the worker writes its buffer once
+//!    a second.
+//!
+//! Supporting pieces: [`config`] (every limit and timeout, documented),
+//! [`buffer`] (pooled buffers: idle connections hold none), [`clock`] (the
+//! time, formatted once a second), [`sys`] (the only `unsafe`: `sendfile`,
+//! `openat2`, `send(MSG_MORE)`, `setrlimit`).
+//!
+//! The code is Linux-only: it relies on epoll's semantics, `sendfile(2)` and
+//! `openat2(2)`.
+
+#![deny(unsafe_code)]
+
+pub mod buffer;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod files;
+pub mod http;
+pub mod log;
+pub mod respond;
+pub mod server;
+pub mod sys;
+pub mod timer;
+pub mod worker;
+
+pub use config::{Config, LogTarget};
+pub use server::{Server, StartError, run};

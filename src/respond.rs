@@ -1,0 +1,273 @@
+//! Deciding the answer to one request: the static-file handler.
+//!
+//! Given a parsed request (or the reason it could not be parsed), this module
+//! picks the status, writes the response head into the connection's output
+//! buffer, and says what follows the head: nothing, a small in-memory page
+//! (already appended after the head), or a file to send with `sendfile`.
+//! It never touches the socket: the connection's state machine does the I/O.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::files::{self, DocumentRoot, Lookup, StaticFile};
+use crate::http::response::HeadWriter;
+use crate::http::{Method, Request, Status};
+
+/// The methods we allow, for the `Allow` header of `405` (RFC 9110 §15.5.6).
+pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD";
+
+/// Error pages a site may provide, by file name in the document root.
+const CUSTOM_PAGES: [(Status, &str); 2] = [
+    (Status::NotFound, "404.html"),
+    (Status::BadRequest, "400.html"),
+];
+
+/// What is being served: the document root and the bodies of status pages.
+/// Built once at start and shared, read-only, by every worker.
+#[derive(Debug)]
+pub struct Site {
+    /// Where files come from.
+    pub root: DocumentRoot,
+    /// One small HTML page per status, indexed like [`Status::ALL`].
+    pages: Vec<Box<[u8]>>,
+}
+
+impl Site {
+    /// Opens the document root and prepares the status pages: the site's own
+    /// `404.html` and `400.html` when it has them (read once, here), a
+    /// generated page otherwise.
+    pub fn open(root_path: &Path) -> io::Result<Site> {
+        let root = DocumentRoot::open(root_path)?;
+        let pages = Status::ALL
+            .iter()
+            .map(|&status| {
+                let custom = CUSTOM_PAGES
+                    .iter()
+                    .find(|(page_status, _)| *page_status == status)
+                    .and_then(|(_, name)| std::fs::read(root_path.join(name)).ok());
+                custom
+                    .unwrap_or_else(|| generated_page(status))
+                    .into_boxed_slice()
+            })
+            .collect();
+        Ok(Site { root, pages })
+    }
+
+    fn page(&self, status: Status) -> &[u8] {
+        let index = Status::ALL.iter().position(|&s| s == status).unwrap_or(0);
+        &self.pages[index]
+    }
+}
+
+fn generated_page(status: Status) -> Vec<u8> {
+    let title = format!("{} {}", status.code(), status.reason());
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+         <body><h1>{title}</h1><hr><p>mioserve</p></body></html>\n"
+    )
+    .into_bytes()
+}
+
+/// A file body still to be sent, and how far we got.
+#[derive(Debug)]
+pub struct FileBody {
+    /// The open file.
+    pub file: File,
+    /// Offset of the next byte to send.
+    pub offset: u64,
+    /// Bytes still to send.
+    pub remaining: u64,
+}
+
+/// The decision for one request. The head (and any in-memory body) is in the
+/// output buffer passed to [`answer`].
+#[derive(Debug)]
+pub struct Answer {
+    /// The status sent.
+    pub status: Status,
+    /// Whether the connection stays open for another request.
+    pub keep_alive: bool,
+    /// Bytes of the output buffer that are the head; the rest is body.
+    pub head_len: usize,
+    /// A file to send after the output buffer.
+    pub file_body: Option<FileBody>,
+}
+
+/// Per-request facts that do not come from the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// The current `Date` value, cached by the worker once a second.
+    pub date: &'a [u8],
+    /// The keep-alive timeout to announce, or `None` when the server is
+    /// shutting down and every response closes its connection.
+    pub keep_alive: Option<Duration>,
+}
+
+/// Answers a parsed request. `input` is the buffer the request's spans point
+/// into; `scratch` is a reusable buffer for path decoding.
+pub fn answer(
+    site: &Site,
+    request: &Request,
+    input: &[u8],
+    env: Env<'_>,
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    // A request with a body we will not read must be the last one on its
+    // connection: otherwise we would parse the body as the next request.
+    let keep_alive = request.keep_alive && !request.has_body && env.keep_alive.is_some();
+    let is_head = request.method == Method::Head;
+    let status_page = |status: Status, location: Option<&[u8]>, out: &mut Vec<u8>| {
+        let page = StatusPage {
+            status,
+            keep_alive,
+            is_head,
+            location,
+        };
+        page.write(site, env, out)
+    };
+    match request.method {
+        Method::Get | Method::Head => {}
+        Method::NotAllowed => return status_page(Status::MethodNotAllowed, None, out),
+        Method::Unknown => return status_page(Status::NotImplemented, None, out),
+    }
+    let target = request.target.of(input);
+    match site.root.lookup(target, scratch) {
+        Lookup::File(file) => answer_file(file, request, keep_alive, env, out),
+        Lookup::AddSlash => {
+            let (path, query) = files::split_target(target);
+            scratch.clear();
+            scratch.extend_from_slice(path);
+            scratch.push(b'/');
+            if let Some(query) = query {
+                scratch.push(b'?');
+                scratch.extend_from_slice(query);
+            }
+            status_page(Status::MovedPermanently, Some(&scratch[..]), out)
+        }
+        Lookup::Refused(status) => status_page(status, None, out),
+    }
+}
+
+/// A response whose body is one of the site's status pages.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusPage<'a> {
+    /// The status to send.
+    pub status: Status,
+    /// Whether the request allows keeping the connection open; statuses that
+    /// leave the framing in doubt close it regardless.
+    pub keep_alive: bool,
+    /// `HEAD`: the same head, no body.
+    pub is_head: bool,
+    /// Where a `301` points.
+    pub location: Option<&'a [u8]>,
+}
+
+impl StatusPage<'_> {
+    /// The answer to a head that could not be parsed: the connection closes,
+    /// since we cannot tell where the next request would begin.
+    pub fn for_invalid_head(status: Status) -> StatusPage<'static> {
+        StatusPage {
+            status,
+            keep_alive: false,
+            is_head: false,
+            location: None,
+        }
+    }
+
+    /// Writes the head and the page into `out`.
+    pub fn write(self, site: &Site, env: Env<'_>, out: &mut Vec<u8>) -> Answer {
+        let keep_alive = self.keep_alive && !self.status.closes_connection();
+        let page = site.page(self.status);
+        let mut head = HeadWriter::start(out, self.status, env.date);
+        if let Some(location) = self.location {
+            head.header("Location", location);
+        }
+        if self.status == Status::MethodNotAllowed {
+            head.header("Allow", ALLOWED_METHODS);
+        }
+        head.content_type("text/html");
+        head.header_display("Content-Length", page.len());
+        head.connection(env.keep_alive.filter(|_| keep_alive));
+        head.finish();
+        let head_len = out.len();
+        if !self.is_head {
+            out.extend_from_slice(page);
+        }
+        Answer {
+            status: self.status,
+            keep_alive,
+            head_len,
+            file_body: None,
+        }
+    }
+}
+
+/// Answers with a file: `200` and its body, or `304` when the client's copy is
+/// current.
+fn answer_file(
+    file: StaticFile,
+    request: &Request,
+    keep_alive: bool,
+    env: Env<'_>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let status = if is_unmodified_since(file.modified, request.if_modified_since) {
+        Status::NotModified
+    } else {
+        Status::Ok
+    };
+    let mut head = HeadWriter::start(out, status, env.date);
+    head.content_type(file.mime);
+    // For HEAD and 304 this is the length a GET would have received, which
+    // RFC 9110 §8.6 allows (and caches use).
+    head.header_display("Content-Length", file.len);
+    head.date("Last-Modified", file.modified);
+    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.finish();
+    let sends_body = status == Status::Ok && request.method == Method::Get && file.len > 0;
+    Answer {
+        status,
+        keep_alive,
+        head_len: out.len(),
+        file_body: sends_body.then_some(FileBody {
+            file: file.file,
+            offset: 0,
+            remaining: file.len,
+        }),
+    }
+}
+
+/// RFC 9110 §13.1.3: the condition is false (send `304`) when the file has
+/// not been modified since the given date. HTTP dates have whole seconds, so
+/// the modification time is truncated before comparing.
+fn is_unmodified_since(modified: SystemTime, since: Option<SystemTime>) -> bool {
+    let Some(since) = since else { return false };
+    let modified_seconds = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    since >= UNIX_EPOCH + Duration::from_secs(modified_seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_modified_since_compares_whole_seconds() {
+        let modified = UNIX_EPOCH + Duration::from_millis(1_000_500);
+        let at = |secs| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        assert!(is_unmodified_since(modified, at(1000)));
+        assert!(is_unmodified_since(modified, at(2000)));
+        assert!(!is_unmodified_since(modified, at(999)));
+        assert!(!is_unmodified_since(modified, None));
+    }
+
+    #[test]
+    fn generated_pages_name_their_status() {
+        let page = String::from_utf8(generated_page(Status::NotFound)).unwrap();
+        assert!(page.contains("<title>404 Not Found</title>"));
+    }
+}

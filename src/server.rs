@@ -1,0 +1,265 @@
+//! Starting and stopping the server: one worker thread per core, each with its
+//! own listening socket.
+//!
+//! ## Why `SO_REUSEPORT`
+//! The classic design shares one listening socket between threads; then all
+//! of them are woken for every new connection (the "thundering herd") and they
+//! contend for the socket's accept queue lock. With `SO_REUSEPORT`, every
+//! worker binds *its own* socket to the same address and port, and the kernel
+//! spreads incoming connections across the group by a hash of the connection's
+//! addresses. Each worker accepts only from its own queue, so workers share
+//! nothing: no lock, no wake-up of a neighbour. `ss -ltn` shows one listening
+//! socket per worker.
+//!
+//! `SO_REUSEPORT` would also let a *second* mioserve join the group by mistake
+//! and silently take half the traffic. So before binding the group we bind a
+//! probe socket without `SO_REUSEPORT`: it fails with `EADDRINUSE` if anyone
+//! holds the port, and with port 0 it tells us which port the kernel picked.
+//!
+//! ## Shutdown
+//! The main thread waits for SIGINT or SIGTERM, sets a shared flag and wakes
+//! every worker through its `mio::Waker`. Each worker then stops accepting,
+//! finishes the responses in flight (bounded by
+//! [`crate::config::SHUTDOWN_GRACE`]), flushes its log buffer and returns.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use mio::Waker;
+use socket2::{Domain, Socket, Type};
+
+use crate::buffer::BufferPool;
+use crate::clock::Clock;
+use crate::config::{Config, LISTEN_BACKLOG, LogTarget, RESERVED_FILE_DESCRIPTORS};
+use crate::connection::{Context, Timeouts};
+use crate::log::AccessLog;
+use crate::respond::Site;
+use crate::sys;
+use crate::worker::Worker;
+
+/// A startup failure, printed by `main` as one line.
+#[derive(Debug)]
+pub struct StartError {
+    /// What we were doing.
+    what: String,
+    /// Why it failed.
+    source: io::Error,
+}
+
+impl StartError {
+    fn new(what: impl Into<String>, source: io::Error) -> StartError {
+        StartError {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// A running server: its workers and the means to stop them.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    workers: Vec<JoinHandle<io::Result<()>>>,
+    wakers: Vec<Waker>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Opens the root, binds the listeners, opens the log and starts the
+    /// workers. Every error here is a configuration problem worth one clear
+    /// line.
+    pub fn start(config: &Config) -> Result<Server, StartError> {
+        let site = Site::open(&config.root).map_err(|error| {
+            StartError::new(format!("cannot serve '{}'", config.root.display()), error)
+        })?;
+        let site = Arc::new(site);
+        let open_files = sys::raise_open_files_limit()
+            .map_err(|error| StartError::new("cannot read the open-files limit", error))?;
+        let threads = config.threads.max(1);
+        let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|error| StartError::new("cannot read the bound address", error))?;
+        let log = open_log(&config.log)?;
+        let max_connections = config.max_connections.unwrap_or_else(|| {
+            // A connection sending a file holds two descriptors.
+            (open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS) / 2) as usize
+        });
+        let per_worker = (max_connections / threads).max(1);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::with_capacity(threads);
+        let mut wakers = Vec::with_capacity(threads);
+        for (worker_id, listener) in listeners.into_iter().enumerate() {
+            let sink = log
+                .as_ref()
+                .map(File::try_clone)
+                .transpose()
+                .map_err(|error| StartError::new("cannot share the access log", error))?;
+            let ctx = Context {
+                site: Arc::clone(&site),
+                clock: Clock::new(),
+                pool: BufferPool::default(),
+                log: AccessLog::new(sink),
+                scratch: Vec::new(),
+                timeouts: Timeouts {
+                    header: config.header_timeout,
+                    send: config.send_timeout,
+                    keepalive: config.keepalive_timeout,
+                },
+                draining: false,
+                trace: config.trace,
+                worker_id,
+            };
+            let (worker, waker) = Worker::new(listener, ctx, per_worker, Arc::clone(&shutdown))
+                .map_err(|error| StartError::new("cannot create an event loop", error))?;
+            let handle = std::thread::Builder::new()
+                .name(format!("mioserve-worker-{worker_id}"))
+                .spawn(move || worker.run())
+                .map_err(|error| StartError::new("cannot start a worker thread", error))?;
+            workers.push(handle);
+            wakers.push(waker);
+        }
+        Ok(Server {
+            local_addr,
+            workers,
+            wakers,
+            shutdown,
+        })
+    }
+
+    /// The address the workers listen on (with the real port if 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Stops gracefully: workers stop accepting, finish responses in flight,
+    /// flush their logs and exit. Returns the first worker error, if any.
+    pub fn shutdown(self) -> io::Result<()> {
+        self.shutdown.store(true, Ordering::Relaxed);
+        for waker in &self.wakers {
+            waker.wake()?;
+        }
+        let mut result = Ok(());
+        for worker in self.workers {
+            let outcome = worker
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
+/// Prints the start line on stdout.
+pub fn run(config: &Config) -> Result<(), StartError> {
+    // Handle the signals before anyone can learn our port and send one.
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
+        .map_err(|error| StartError::new("cannot install signal handlers", error))?;
+    let server = Server::start(config)?;
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "mioserve: serving {} on http://{} ({} worker{})",
+        config.root.display(),
+        server.local_addr(),
+        server.workers(),
+        if server.workers() == 1 { "" } else { "s" }
+    );
+    let _ = stdout.flush();
+    drop(stdout);
+    let _ = signals.forever().next();
+    server
+        .shutdown()
+        .map_err(|error| StartError::new("a worker failed", error))
+}
+
+/// Binds `count` listening sockets to `addr` as one `SO_REUSEPORT` group.
+fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<TcpListener>, StartError> {
+    let in_use = |error| StartError::new(format!("cannot listen on {addr}"), error);
+    // The probe: fails if anyone holds the port, and resolves port 0.
+    let probe = new_socket(addr, false).map_err(in_use)?;
+    let port = probe
+        .local_addr()
+        .ok()
+        .and_then(|local| local.as_socket())
+        .map_or(addr.port(), |local| local.port());
+    drop(probe);
+    let addr = SocketAddr::new(addr.ip(), port);
+    (0..count)
+        .map(|_| {
+            let socket = new_socket(addr, true).map_err(in_use)?;
+            socket.listen(LISTEN_BACKLOG).map_err(in_use)?;
+            socket.set_nonblocking(true).map_err(in_use)?;
+            Ok(TcpListener::from(socket))
+        })
+        .collect()
+}
+
+/// A TCP socket bound to `addr`, with the options every listener needs.
+fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Restarting the server must not fail because old connections of the
+    // previous run linger in TIME_WAIT on this port.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        // Set explicitly rather than inherit the system default
+        // (net.ipv6.bindv6only): `::` means IPv6 only. Run a second instance
+        // on 0.0.0.0 to serve IPv4 too.
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// Opens the access log: one descriptor, duplicated for each worker. Every
+/// duplicate shares the open file description, `O_APPEND` included.
+fn open_log(target: &LogTarget) -> Result<Option<File>, StartError> {
+    match target {
+        LogTarget::Off => Ok(None),
+        LogTarget::Stdout => io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(|fd| Some(File::from(fd)))
+            .map_err(|error| StartError::new("cannot use stdout for the access log", error)),
+        LogTarget::File(path) => OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map(Some)
+            .map_err(|error| {
+                StartError::new(
+                    format!("cannot open access log '{}'", path.display()),
+                    error,
+                )
+            }),
+    }
+}

@@ -1,0 +1,145 @@
+//! The only module with `unsafe`: small wrappers over the Linux system calls
+//! that neither `std`, `mio` nor `socket2` offer.
+//!
+//! Every wrapper follows the same pattern as mio's `syscall!` helper: call the
+//! function, turn the C convention "`-1` and `errno`" into an `io::Error` in
+//! one place ([`check`]), and hand the caller a safe, typed result. Each
+//! `unsafe` block says in a `// SAFETY:` comment why the call is sound.
+//!
+//! ## Why we may do I/O on a socket that mio owns
+//! mio documents I/O performed on a registered fd *outside* mio as
+//! "unspecified", because on some platforms (Windows, kqueue emulations) mio
+//! must see every `WouldBlock` to re-arm its notifications. On Linux mio is a
+//! thin layer over epoll in edge-triggered mode: readiness is tracked by the
+//! kernel, not by mio, and an edge fires whenever the socket's state changes,
+//! no matter which system call drained or filled it. So `send(MSG_MORE)` and
+//! `sendfile(2)` on a socket registered with mio behave exactly like mio's
+//! own `write`. This crate is Linux-only for that reason.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Turns a raw system-call return value into an `io::Result`: a negative
+/// value means the call failed and `errno` says why.
+fn check(ret: libc::c_long) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Writes `bytes` to a socket. With `more_follows`, passes `MSG_MORE`: the
+/// kernel holds the bytes back until the next write (our `sendfile`) so that
+/// the response head and the start of the body leave in one full TCP segment
+/// instead of a tiny header packet followed by the body (what nginx gets with
+/// `tcp_nopush`, without the two extra `setsockopt` calls per request).
+/// `MSG_NOSIGNAL`: a peer that went away yields `EPIPE`, never a `SIGPIPE`.
+pub fn send(socket: &impl AsRawFd, bytes: &[u8], more_follows: bool) -> io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if more_follows { libc::MSG_MORE } else { 0 };
+    // SAFETY: the pointer and length describe the live, initialised slice
+    // `bytes`, which the kernel only reads; `fd` is an open socket owned by
+    // the caller for the duration of the call.
+    let ret = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            flags,
+        )
+    };
+    check(ret as libc::c_long)
+}
+
+/// Copies up to `count` bytes of `file`, starting at `*offset`, straight from
+/// the page cache into the socket's send buffer, and advances `*offset` by the
+/// number of bytes sent. The body never enters user space: no `read` into a
+/// buffer, no `write` out of it, no copy.
+///
+/// `Ok(0)` with `count > 0` means the file ended before `*offset + count`: it
+/// was truncated after we announced its length.
+pub fn sendfile(
+    socket: &impl AsRawFd,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    // SAFETY: both descriptors are open for the duration of the call (the
+    // caller borrows them); `off` is a valid, exclusive pointer to a local
+    // that the kernel updates; `sendfile` writes to no user memory.
+    let ret = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    let sent = check(ret as libc::c_long)?;
+    *offset = off as u64;
+    Ok(sent)
+}
+
+/// `struct open_how` of `openat2(2)`, as the kernel defines it (libc's
+/// version cannot be built outside libc: it is marked non-exhaustive).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` (relative, NUL-terminated) for reading *beneath* the directory
+/// `root`, using `openat2(2)` with `RESOLVE_BENEATH`: the kernel resolves every
+/// component, `..` and symlink included, and fails with `EXDEV` if resolution
+/// would ever leave `root`. Because the check and the open are one system
+/// call, no rename or symlink swap between "check" and "open" can escape.
+/// `RESOLVE_NO_MAGICLINKS` also refuses `/proc/self/fd/…`-style links.
+///
+/// `O_NONBLOCK` keeps a FIFO planted in the document root from blocking the
+/// whole worker in `open`; it changes nothing for regular files.
+pub fn open_beneath(root: &File, path: &CStr) -> io::Result<File> {
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
+    // `open_how` whose size we pass; both outlive the call. On success the
+    // kernel returns a new descriptor that nobody else owns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    let fd = check(ret)?;
+    // SAFETY: `fd` was just returned by a successful `openat2`, so it is an
+    // open descriptor that we own exclusively.
+    Ok(File::from(unsafe {
+        OwnedFd::from_raw_fd(fd as libc::c_int)
+    }))
+}
+
+/// Raises the soft limit on open files to the hard limit and returns the new
+/// soft limit. Every connection is a file descriptor, and the default soft
+/// limit (often 1024) would cap a server at about a thousand clients.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, exclusive pointer to a local `rlimit`.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } as libc::c_long)?;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: `raised` is a valid pointer to an initialised `rlimit`.
+        if check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } as libc::c_long).is_ok() {
+            limit = raised;
+        }
+    }
+    Ok(limit.rlim_cur)
+}

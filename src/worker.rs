@@ -1,0 +1,339 @@
+//! One worker: a thread running its own event loop over its own listening
+//! socket and its own connections.
+//!
+//! ## The loop
+//! ```text
+//! loop {
+//!     wait in epoll_wait until a socket is ready or the next deadline passes
+//!     read the clock once for the whole iteration
+//!     for each readiness event: run that connection's state machine
+//!     accept new connections until WouldBlock
+//!     close or answer connections whose deadline passed
+//!     write the access-log buffer if a second has passed
+//! }
+//! ```
+//! Readiness (epoll) means the kernel tells us *when* a socket can make
+//! progress and we do the I/O ourselves, without ever blocking: one thread can
+//! juggle ten thousand connections because a connection that waits costs a
+//! slab entry, not a thread.
+//!
+//! ## Tokens and the slab
+//! Connections live in a [`Slab`]; a connection's slab key is its
+//! [`mio::Token`], so an event finds its connection with one index. Keys are
+//! reused after a close, which makes stale events possible: an event queued
+//! for a connection closed earlier in the same batch would land on a new
+//! connection accepted into the same slot. We avoid that by accepting only
+//! after the whole batch is handled, and by closing sockets (which removes them
+//! from epoll) before the next `poll`. Even so, handlers treat every event as a
+//! hint that may be spurious.
+//!
+//! ## Why not share anything
+//! Each worker owns its `Poll`, listener, slab, timers, buffer pool, clock and
+//! log buffer. Nothing on the request path takes a lock or touches another
+//! core's cache lines; the kernel spreads connections across the workers'
+//! listeners (`SO_REUSEPORT`, see [`crate::server`]).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL, SHUTDOWN_GRACE};
+use crate::connection::{Connection, Context, Outcome};
+use crate::timer::{Due, Timers};
+
+/// The listening socket's token. Slab keys count up from zero, so the top of
+/// the token space is free for the two non-connection sources.
+const LISTENER: Token = Token(usize::MAX - 1);
+
+/// The token of the waker the main thread uses to announce shutdown.
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// Why accepting is on hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AcceptState {
+    /// Nothing pending: the last `accept` said `WouldBlock`.
+    Drained,
+    /// Connections may be waiting in the listener's queue.
+    Pending,
+    /// Out of file descriptors: try again at this instant, or as soon as one
+    /// of our connections closes and frees one.
+    BackingOff(Instant),
+}
+
+/// A worker and everything it owns.
+#[derive(Debug)]
+pub struct Worker {
+    /// This worker's epoll instance.
+    poll: Poll,
+    /// This worker's listener in the `SO_REUSEPORT` group; `None` once
+    /// shutting down.
+    listener: Option<TcpListener>,
+    /// Whether there may be connections to accept.
+    accept: AcceptState,
+    /// How often accepting had to pause; only the first pause is reported.
+    accept_pauses: u64,
+    /// Open connections; the key is the token.
+    connections: Slab<Connection>,
+    /// Most connections this worker holds at once; beyond it, new ones wait
+    /// in the kernel's accept queue.
+    max_connections: usize,
+    /// Serial number for the next connection.
+    next_serial: u64,
+    /// Every connection's deadline.
+    timers: Timers,
+    /// What connections use while they run.
+    ctx: Context,
+    /// Set by the main thread to ask for a graceful shutdown.
+    shutdown: Arc<AtomicBool>,
+    /// When a graceful shutdown stops waiting for responses in flight.
+    drain_deadline: Option<Instant>,
+}
+
+impl Worker {
+    /// Creates a worker around its listener, and the waker that interrupts
+    /// its `poll` for shutdown.
+    pub fn new(
+        listener: StdTcpListener,
+        ctx: Context,
+        max_connections: usize,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<(Worker, Waker)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let worker = Worker {
+            poll,
+            listener: Some(listener),
+            accept: AcceptState::Pending,
+            accept_pauses: 0,
+            connections: Slab::new(),
+            max_connections,
+            next_serial: 0,
+            timers: Timers::default(),
+            ctx,
+            shutdown,
+            drain_deadline: None,
+        };
+        Ok((worker, waker))
+    }
+
+    /// Runs the event loop until a graceful shutdown completes.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            self.ctx.clock.update();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept = AcceptState::Pending,
+                    WAKER => {} // the shutdown flag is checked below
+                    Token(key) => self.on_connection_event(key, event),
+                }
+            }
+            self.accept_connections();
+            self.expire_deadlines();
+            if self.shutdown.load(Ordering::Relaxed) && self.drain_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            let now = self.ctx.clock.now();
+            self.ctx.log.flush_if_due(now);
+            if let Some(deadline) = self.drain_deadline
+                && (self.connections.is_empty() || now >= deadline)
+            {
+                break;
+            }
+        }
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.close(key);
+        }
+        self.ctx.log.flush();
+        Ok(())
+    }
+
+    /// How long `poll` may sleep: until the earliest deadline of any kind,
+    /// or forever when nothing is scheduled. mio rounds up to whole
+    /// milliseconds, so a deadline never makes the loop spin.
+    fn poll_timeout(&self) -> Option<Duration> {
+        let backoff = match self.accept {
+            AcceptState::BackingOff(until) => Some(until),
+            _ => None,
+        };
+        [
+            self.timers.next_due(),
+            self.ctx.log.flush_due(),
+            backoff,
+            self.drain_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    fn on_connection_event(&mut self, key: usize, event: &mio::event::Event) {
+        // A connection closed earlier in this batch has no slot any more.
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        match connection.on_event(event, &mut self.ctx) {
+            Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+            Outcome::Close => self.close(key),
+        }
+    }
+
+    /// Accepts until the listener's queue is empty (`WouldBlock`), the
+    /// connection limit is reached, or descriptors run out.
+    fn accept_connections(&mut self) {
+        let now = self.ctx.clock.now();
+        match self.accept {
+            AcceptState::Drained => return,
+            AcceptState::BackingOff(until) if now < until => return,
+            _ => {}
+        }
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        loop {
+            if self.connections.len() >= self.max_connections {
+                // Stay Pending: the next close retries.
+                self.accept = AcceptState::Pending;
+                return;
+            }
+            match listener.accept() {
+                Ok((socket, peer)) => {
+                    if let Err(error) = add_connection(
+                        &self.poll,
+                        &mut self.connections,
+                        &mut self.timers,
+                        &self.ctx,
+                        socket,
+                        peer,
+                        self.next_serial,
+                    ) {
+                        self.report(format_args!("cannot set up a connection: {error}"));
+                    }
+                    self.next_serial += 1;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept = AcceptState::Drained;
+                    return;
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(error) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays
+                    // readable, so retrying now would spin. Back off.
+                    if self.accept_pauses == 0 {
+                        self.report(format_args!("accept failed, pausing accepts: {error}"));
+                    }
+                    self.accept_pauses += 1;
+                    self.accept = AcceptState::BackingOff(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Acts on every deadline that has passed.
+    fn expire_deadlines(&mut self) {
+        let now = self.ctx.clock.now();
+        while let Some(entry) = self.timers.pop_due(now) {
+            let Some(connection) = self.connections.get_mut(entry.key) else {
+                continue;
+            };
+            match connection.timer.judge(entry, now) {
+                Due::Stale => {}
+                Due::Postponed => self.timers.schedule(entry.key, &mut connection.timer),
+                Due::Expired => match connection.on_timeout(&mut self.ctx) {
+                    Outcome::Open => self.timers.schedule(entry.key, &mut connection.timer),
+                    Outcome::Close => self.close(entry.key),
+                },
+            }
+        }
+    }
+
+    /// Starts a graceful shutdown: stop accepting (closing the listener lets
+    /// the kernel send new connections to the remaining group members, if any),
+    /// close connections with nothing in flight, and give the others
+    /// [`SHUTDOWN_GRACE`] to finish.
+    fn begin_shutdown(&mut self) {
+        self.listener = None;
+        self.ctx.draining = true;
+        self.drain_deadline = Some(self.ctx.clock.now() + SHUTDOWN_GRACE);
+        let idle: Vec<usize> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(key, connection)| {
+                (connection.on_shutdown() == Outcome::Close).then_some(key)
+            })
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+    }
+
+    /// Removes a connection and tears it down.
+    fn close(&mut self, key: usize) {
+        let connection = self.connections.remove(key);
+        connection.close(&mut self.ctx);
+        // A descriptor and a slot are free again: retry a paused accept now.
+        if matches!(self.accept, AcceptState::BackingOff(_)) {
+            self.accept = AcceptState::Pending;
+        }
+    }
+
+    fn report(&self, what: std::fmt::Arguments<'_>) {
+        eprintln!("mioserve: worker {}: {what}", self.ctx.worker_id);
+    }
+}
+
+/// Registers a new connection under its slab key and schedules its header
+/// deadline.
+fn add_connection(
+    poll: &Poll,
+    connections: &mut Slab<Connection>,
+    timers: &mut Timers,
+    ctx: &Context,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    serial: u64,
+) -> io::Result<()> {
+    // Small responses must leave at once, not wait for Nagle's algorithm to
+    // hear back about the previous segment.
+    socket.set_nodelay(true)?;
+    let entry = connections.vacant_entry();
+    let key = entry.key();
+    // Both directions, once: edge-triggered interest costs nothing until an
+    // edge happens, and it spares an epoll_ctl call per state change.
+    poll.registry().register(
+        &mut socket,
+        Token(key),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    let connection = entry.insert(Connection::new(
+        socket,
+        peer.ip(),
+        serial,
+        &ctx.timeouts,
+        &ctx.clock,
+    ));
+    timers.schedule(key, &mut connection.timer);
+    Ok(())
+}
