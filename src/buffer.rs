@@ -114,6 +114,12 @@ impl BufferPool {
             .unwrap_or_else(|| Vec::with_capacity(OUTPUT_BUFFER_CAPACITY))
     }
 
+    /// How many spare (input, output) buffers the pool holds.
+    #[cfg(test)]
+    pub fn spare_counts(&self) -> (usize, usize) {
+        (self.inputs.len(), self.outputs.len())
+    }
+
     /// Returns an output buffer to the pool.
     pub fn put_output(&mut self, mut buffer: Vec<u8>) {
         if self.outputs.len() < MAX_POOLED_BUFFERS {

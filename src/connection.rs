@@ -446,6 +446,12 @@ impl Connection {
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     self.readiness.readable = false;
+                    if input.is_empty() {
+                        // A spurious wake-up: nothing arrived after all. Wait
+                        // without holding a buffer (the deadline stays).
+                        ctx.pool.put_input(input);
+                        return Transition::Wait(State::Idle);
+                    }
                     unparsed = false;
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => unparsed = false,
@@ -701,4 +707,233 @@ fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mu
         },
         now,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    //! State transitions, driven by real readiness events from a real `Poll`
+    //! over a real loopback connection.
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpStream as StdTcpStream;
+    use std::time::Duration;
+
+    use mio::{Events, Interest, Poll, Token};
+
+    struct Harness {
+        poll: Poll,
+        events: Events,
+        connection: Connection,
+        client: StdTcpStream,
+        ctx: Context,
+        root: tempfile::TempDir,
+    }
+
+    impl Harness {
+        fn new(files: &[(&str, &[u8])]) -> Harness {
+            let root = tempfile::tempdir().unwrap();
+            for (name, contents) in files {
+                std::fs::write(root.path().join(name), contents).unwrap();
+            }
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = StdTcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let (accepted, peer) = listener.accept().unwrap();
+            accepted.set_nonblocking(true).unwrap();
+            let mut socket = TcpStream::from_std(accepted);
+            let poll = Poll::new().unwrap();
+            poll.registry()
+                .register(
+                    &mut socket,
+                    Token(0),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .unwrap();
+            let ctx = Context {
+                site: Arc::new(Site::open(root.path()).unwrap()),
+                clock: Clock::new(),
+                pool: BufferPool::default(),
+                log: AccessLog::new(None),
+                scratch: Vec::new(),
+                timeouts: Timeouts {
+                    header: Duration::from_secs(10),
+                    send: Duration::from_secs(30),
+                    keepalive: Duration::from_secs(10),
+                },
+                draining: false,
+                trace: false,
+                worker_id: 0,
+            };
+            let connection = Connection::new(socket, peer.ip(), 1, &ctx.timeouts, &ctx.clock);
+            Harness {
+                poll,
+                events: Events::with_capacity(16),
+                connection,
+                client,
+                ctx,
+                root,
+            }
+        }
+
+        /// Waits for readiness events and feeds them to the connection until
+        /// the connection closes or nothing happens for a while.
+        fn pump(&mut self) -> Outcome {
+            loop {
+                self.poll
+                    .poll(&mut self.events, Some(Duration::from_millis(200)))
+                    .unwrap();
+                if self.events.is_empty() {
+                    return Outcome::Open;
+                }
+                for event in self.events.iter() {
+                    if self.connection.on_event(event, &mut self.ctx) == Outcome::Close {
+                        return Outcome::Close;
+                    }
+                }
+            }
+        }
+
+        fn state(&self) -> &'static str {
+            self.connection.state.name()
+        }
+
+        fn read_exactly(&mut self, len: usize) -> Vec<u8> {
+            let mut received = vec![0; len];
+            self.client.read_exact(&mut received).unwrap();
+            received
+        }
+    }
+
+    fn count_responses(bytes: &[u8]) -> usize {
+        bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
+    }
+
+    #[test]
+    fn pipelined_requests_are_all_answered_then_idle_holds_no_buffer() {
+        let mut h = Harness::new(&[("a.txt", b"aaaa"), ("b.txt", b"bb")]);
+        let request = |path: &str| format!("GET /{path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let batch = [request("a.txt"), request("b.txt"), request("a.txt")].concat();
+        h.client.write_all(batch.as_bytes()).unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "Idle");
+
+        let mut received = Vec::new();
+        while count_responses(&received) < 3 || !received.ends_with(b"aaaa") {
+            let mut chunk = [0; 4096];
+            let n = h.client.read(&mut chunk).unwrap();
+            assert!(n > 0);
+            received.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8(received).unwrap();
+        let bodies: Vec<&str> = text
+            .split("HTTP/1.1 200 OK")
+            .skip(1)
+            .map(|response| response.rsplit("\r\n\r\n").next().unwrap())
+            .collect();
+        assert_eq!(bodies, ["aaaa", "bb", "aaaa"]);
+        // Both buffers went back to the pool.
+        assert_eq!(h.ctx.pool.spare_counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_slow_reader_parks_the_file_and_resumes_at_its_offset() {
+        let len = 8 << 20;
+        let contents: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut h = Harness::new(&[("big.bin", &contents)]);
+        h.client
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        // The client has not read anything: the socket buffers are full, and
+        // the connection waits for a writable event partway through.
+        let State::SendingFile { body, .. } = &h.connection.state else {
+            panic!("expected SendingFile, got {}", h.state());
+        };
+        assert!(body.offset > 0 && body.remaining > 0);
+        assert_eq!(body.offset + body.remaining, len as u64);
+
+        let reader = std::thread::spawn({
+            let mut client = h.client.try_clone().unwrap();
+            move || {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    client.read_exact(&mut byte).unwrap();
+                    head.push(byte[0]);
+                }
+                let mut body = vec![0; len];
+                client.read_exact(&mut body).unwrap();
+                body
+            }
+        });
+        while h.state() != "Idle" {
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        assert!(reader.join().unwrap() == contents);
+    }
+
+    #[test]
+    fn a_file_truncated_mid_send_closes_the_connection() {
+        let len = 8 << 20;
+        let mut h = Harness::new(&[("big.bin", &vec![7u8; len])]);
+        h.client
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "SendingFile");
+        std::fs::write(h.root.path().join("big.bin"), b"short").unwrap();
+        let mut client = h.client.try_clone().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = client.read_to_end(&mut all);
+            all.len()
+        });
+        let mut outcome = Outcome::Open;
+        for _ in 0..50 {
+            outcome = h.pump();
+            if outcome == Outcome::Close {
+                break;
+            }
+        }
+        assert_eq!(outcome, Outcome::Close);
+        assert_eq!(h.state(), "SendingFile");
+        h.connection.close(&mut h.ctx);
+        assert!(reader.join().unwrap() < len);
+    }
+
+    #[test]
+    fn an_invalid_head_is_answered_then_the_connection_ends() {
+        let mut h = Harness::new(&[]);
+        h.client.write_all(b"NOT HTTP AT ALL\r\n\r\nmore").unwrap();
+        let _ = h.pump();
+        assert!(matches!(h.state(), "Lingering" | "Idle"), "{}", h.state());
+        let mut response = Vec::new();
+        h.client.read_to_end(&mut response).unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
+        assert!(String::from_utf8_lossy(&response).contains("Connection: close\r\n"));
+        // Lingering ends when the client closes too.
+        h.client.shutdown(std::net::Shutdown::Both).unwrap();
+        assert_eq!(h.pump(), Outcome::Close);
+    }
+
+    #[test]
+    fn a_partial_head_times_out_with_408() {
+        let mut h = Harness::new(&[]);
+        h.client.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "ReadingRequest");
+        let _ = h.connection.on_timeout(&mut h.ctx);
+        let response = h.read_exactly(30);
+        assert_eq!(&response, b"HTTP/1.1 408 Request Timeout\r\n");
+    }
+
+    #[test]
+    fn an_idle_connection_times_out_silently() {
+        let mut h = Harness::new(&[]);
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "Idle");
+        assert_eq!(h.connection.on_timeout(&mut h.ctx), Outcome::Close);
+    }
 }
