@@ -21,7 +21,7 @@
 //! out of descriptors `503`, anything unexpected `500`.
 
 use std::ffi::{CStr, OsStr};
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -133,24 +133,10 @@ impl DocumentRoot {
                     Some(libc::ENOENT) => io::Error::from_raw_os_error(libc::EACCES),
                     _ => error,
                 })?;
-            return self.serve_regular(index, path);
+            let metadata = index.metadata()?;
+            return serve_regular(index, metadata, path);
         }
-        self.serve_regular(file, path)
-    }
-
-    fn serve_regular(&self, file: File, path: &[u8]) -> io::Result<Lookup> {
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            // A FIFO, socket or device: never served (and an index.html that
-            // is itself a directory is no index).
-            return Ok(Lookup::Refused(Status::Forbidden));
-        }
-        Ok(Lookup::File(StaticFile {
-            len: metadata.len(),
-            modified: metadata.modified()?,
-            mime: media_type(path),
-            file,
-        }))
+        serve_regular(file, metadata, path)
     }
 
     /// Opens a decoded relative path (empty for the root itself) beneath the
@@ -181,6 +167,21 @@ impl DocumentRoot {
             }
         }
     }
+}
+
+/// A file ready to serve, if it is a regular file.
+fn serve_regular(file: File, metadata: Metadata, path: &[u8]) -> io::Result<Lookup> {
+    if !metadata.is_file() {
+        // A FIFO, socket or device: never served (and an index.html that is
+        // itself a directory is no index).
+        return Ok(Lookup::Refused(Status::Forbidden));
+    }
+    Ok(Lookup::File(StaticFile {
+        len: metadata.len(),
+        modified: metadata.modified()?,
+        mime: media_type(path),
+        file,
+    }))
 }
 
 /// Maps a failed open or stat to the status the client sees.
