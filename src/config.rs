@@ -19,6 +19,17 @@ pub const DEFAULT_PORT: u16 = 8888;
 /// buffer, so it bounds the memory a busy connection can pin.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 
+/// Longest request target (path and query) we accept; longer gets `414 URI
+/// Too Long` and the connection is closed.
+pub const MAX_REQUEST_TARGET_BYTES: usize = 4 * 1024;
+
+/// Largest request body we are willing to receive and throw away. mioserve
+/// never uses request bodies: a request that announces one is answered and
+/// its connection closed, reading and discarding what the client still sends
+/// for at most [`LINGER_TIMEOUT`]. A larger announced body gets `413 Content
+/// Too Large` straight away.
+pub const MAX_DISCARDED_BODY_BYTES: u64 = 1024 * 1024;
+
 /// Most header fields in one request; more gets `431`.
 pub const MAX_HEADER_FIELDS: usize = 64;
 

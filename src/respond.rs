@@ -12,8 +12,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::files::{self, DocumentRoot, Lookup, StaticFile};
+use std::io::Write as _;
+
+use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
-use crate::http::{Method, Request, Status};
+use crate::http::validators::{self, EntityTag};
+use crate::http::{Method, Request, Span, Status};
 
 /// The methods we allow, for the `Allow` header of `405` (RFC 9110 §15.5.6).
 pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD";
@@ -124,7 +128,7 @@ pub fn answer(
             status,
             keep_alive,
             is_head,
-            location,
+            extra_header: location.map(|location| ("Location", location)),
         };
         page.write(site, env, out)
     };
@@ -135,7 +139,7 @@ pub fn answer(
     }
     let target = request.target.of(input);
     match site.root.lookup(target, scratch) {
-        Lookup::File(file) => answer_file(file, request, keep_alive, env, out),
+        Lookup::File(file) => answer_file(site, file, request, input, keep_alive, env, out),
         Lookup::AddSlash => {
             let (path, query) = files::split_target(target);
             scratch.clear();
@@ -161,8 +165,8 @@ pub struct StatusPage<'a> {
     pub keep_alive: bool,
     /// `HEAD`: the same head, no body.
     pub is_head: bool,
-    /// Where a `301` points.
-    pub location: Option<&'a [u8]>,
+    /// One more header: where a `301` points, the `Content-Range` of a `416`.
+    pub extra_header: Option<(&'static str, &'a [u8])>,
 }
 
 impl StatusPage<'_> {
@@ -173,7 +177,7 @@ impl StatusPage<'_> {
             status,
             keep_alive: false,
             is_head: false,
-            location: None,
+            extra_header: None,
         }
     }
 
@@ -182,8 +186,8 @@ impl StatusPage<'_> {
         let keep_alive = self.keep_alive && !self.status.closes_connection();
         let page = site.page(self.status);
         let mut head = HeadWriter::start(out, self.status, env.date);
-        if let Some(location) = self.location {
-            head.header("Location", location);
+        if let Some((name, value)) = self.extra_header {
+            head.header(name, value);
         }
         if self.status == Status::MethodNotAllowed {
             head.header("Allow", ALLOWED_METHODS);
@@ -205,39 +209,91 @@ impl StatusPage<'_> {
     }
 }
 
-/// Answers with a file: `200` and its body, or `304` when the client's copy is
-/// current.
+/// Answers with a file: `200` and its body, `304` when the client's copy is
+/// current, `206` with one byte range, or `416` when the range lies beyond
+/// the end.
 fn answer_file(
+    site: &Site,
     file: StaticFile,
     request: &Request,
+    input: &[u8],
     keep_alive: bool,
     env: Env<'_>,
     out: &mut Vec<u8>,
 ) -> Answer {
-    let status = if is_unmodified_since(file.modified, request.if_modified_since) {
-        Status::NotModified
-    } else {
-        Status::Ok
+    let etag = EntityTag::of(file.modified, file.len);
+    let header = |span: Option<Span>| span.map(|span| span.of(input));
+    let not_modified = match header(request.if_none_match) {
+        Some(tags) => validators::none_match_fails(tags, &etag),
+        None => is_unmodified_since(file.modified, request.if_modified_since),
+    };
+    // Ranges apply to GET only, and only if If-Range (when present) holds.
+    let range = match header(request.range) {
+        Some(range) if request.method == Method::Get && !not_modified => {
+            let if_range = header(request.if_range);
+            if if_range.is_none_or(|value| validators::if_range_holds(value, &etag, file.modified))
+            {
+                byte_range(range, file.len)
+            } else {
+                ByteRange::Whole
+            }
+        }
+        _ => ByteRange::Whole,
+    };
+    let (status, first, len) = match range {
+        _ if not_modified => (Status::NotModified, 0, file.len),
+        ByteRange::Whole => (Status::Ok, 0, file.len),
+        ByteRange::Part { first, last } => (Status::PartialContent, first, last - first + 1),
+        ByteRange::Unsatisfiable => {
+            let mut value = [0u8; 32];
+            let value = format_into(&mut value, format_args!("bytes */{}", file.len));
+            let page = StatusPage {
+                status: Status::RangeNotSatisfiable,
+                keep_alive,
+                is_head: false,
+                extra_header: Some(("Content-Range", value)),
+            };
+            return page.write(site, env, out);
+        }
     };
     let mut head = HeadWriter::start(out, status, env.date);
     head.content_type(file.mime);
     // For HEAD and 304 this is the length a GET would have received, which
     // RFC 9110 §8.6 allows (and caches use).
-    head.header_display("Content-Length", file.len);
+    head.header_display("Content-Length", len);
+    if status == Status::PartialContent {
+        head.header_display(
+            "Content-Range",
+            format_args!("bytes {first}-{}/{}", first + len - 1, file.len),
+        );
+    }
+    head.header("ETag", etag.as_bytes());
     head.date("Last-Modified", file.modified);
+    head.header("Accept-Ranges", b"bytes");
     head.connection(env.keep_alive.filter(|_| keep_alive));
     head.finish();
-    let sends_body = status == Status::Ok && request.method == Method::Get && file.len > 0;
+    let sends_body = matches!(status, Status::Ok | Status::PartialContent)
+        && request.method == Method::Get
+        && len > 0;
     Answer {
         status,
         keep_alive,
         head_len: out.len(),
         file_body: sends_body.then_some(FileBody {
             file: file.file,
-            offset: 0,
-            remaining: file.len,
+            offset: first,
+            remaining: len,
         }),
     }
+}
+
+/// Formats into a small stack buffer (too small a buffer truncates).
+fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments<'_>) -> &'a [u8] {
+    let capacity = buffer.len();
+    let mut unused = &mut buffer[..];
+    let _ = unused.write_fmt(args);
+    let written = capacity - unused.len();
+    &buffer[..written]
 }
 
 /// RFC 9110 §13.1.3: the condition is false (send `304`) when the file has

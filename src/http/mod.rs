@@ -6,9 +6,11 @@
 //! connection's read buffer and describes the request with offsets into it;
 //! the head writer appends to a pooled output buffer.
 
+pub mod range;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod validators;
 
 pub use request::{Method, ParseError, Parsed, Request, Span, Version};
 pub use status::Status;

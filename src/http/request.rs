@@ -18,7 +18,9 @@
 
 use std::time::SystemTime;
 
-use crate::config::{MAX_HEADER_FIELDS, MAX_REQUEST_HEAD_BYTES};
+use crate::config::{
+    MAX_DISCARDED_BODY_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_TARGET_BYTES,
+};
 use crate::http::Status;
 
 /// A range of bytes in the connection's input buffer. `Copy`, unlike
@@ -104,6 +106,12 @@ pub struct Request {
     /// The `If-Modified-Since` date, when present and valid. An invalid date
     /// is ignored, as RFC 9110 §13.1.3 requires.
     pub if_modified_since: Option<SystemTime>,
+    /// The `If-None-Match` value (a list of entity tags, or `*`).
+    pub if_none_match: Option<Span>,
+    /// The `Range` value.
+    pub range: Option<Span>,
+    /// The `If-Range` value (an entity tag or a date).
+    pub if_range: Option<Span>,
     /// Whether a body follows the head (`Content-Length` > 0 or
     /// `Transfer-Encoding`). We never read bodies, so such a connection is
     /// closed after the response rather than misreading the body as the next
@@ -135,9 +143,15 @@ pub enum ParseError {
     /// (RFC 9112 §3.2).
     BadHost,
     /// The body's length is ambiguous: `Content-Length` together with
-    /// `Transfer-Encoding`, differing or invalid `Content-Length` values.
-    /// Accepting these is how request smuggling starts (RFC 9112 §6.3).
+    /// `Transfer-Encoding`, differing or invalid `Content-Length` values, a
+    /// transfer coding other than exactly `chunked`, `Transfer-Encoding` in
+    /// an HTTP/1.0 request. Accepting these is how request smuggling starts
+    /// (RFC 9112 §6.1, §6.3).
     AmbiguousLength,
+    /// The request target is longer than [`MAX_REQUEST_TARGET_BYTES`].
+    TargetTooLong,
+    /// The announced body is larger than [`MAX_DISCARDED_BODY_BYTES`].
+    BodyTooLarge,
 }
 
 impl ParseError {
@@ -149,6 +163,8 @@ impl ParseError {
             }
             ParseError::HeadTooLarge => Status::RequestHeaderFieldsTooLarge,
             ParseError::UnsupportedVersion => Status::HttpVersionNotSupported,
+            ParseError::TargetTooLong => Status::UriTooLong,
+            ParseError::BodyTooLarge => Status::ContentTooLarge,
         }
     }
 }
@@ -160,7 +176,13 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
     let head_len = match request.parse(buffer) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buffer.len() >= MAX_REQUEST_HEAD_BYTES => {
-            return Err(ParseError::HeadTooLarge);
+            // Still inside the request line: it is the target that is long.
+            let line_complete = first_line(buffer).len() < buffer.len().saturating_sub(2);
+            return Err(if line_complete {
+                ParseError::HeadTooLarge
+            } else {
+                ParseError::TargetTooLong
+            });
         }
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::HeadTooLarge),
@@ -182,9 +204,21 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
     } else {
         Version::Http11
     };
-    let fields = Fields::read(request.headers)?;
+    if target.len() > MAX_REQUEST_TARGET_BYTES {
+        return Err(ParseError::TargetTooLong);
+    }
+    let fields = Fields::read(buffer, request.headers)?;
     if fields.host_count > 1 || (version == Version::Http11 && fields.host_count == 0) {
         return Err(ParseError::BadHost);
+    }
+    if fields.chunked && version == Version::Http10 {
+        return Err(ParseError::AmbiguousLength);
+    }
+    if fields
+        .content_length
+        .is_some_and(|len| len > MAX_DISCARDED_BODY_BYTES)
+    {
+        return Err(ParseError::BodyTooLarge);
     }
     let keep_alive = match version {
         Version::Http11 => !fields.connection_close,
@@ -198,6 +232,9 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
         head_len,
         keep_alive,
         if_modified_since: fields.if_modified_since,
+        if_none_match: fields.if_none_match,
+        range: fields.range,
+        if_range: fields.if_range,
         has_body: fields.has_body,
     }))
 }
@@ -251,13 +288,17 @@ struct Fields {
     chunked: bool,
     has_body: bool,
     if_modified_since: Option<SystemTime>,
+    if_none_match: Option<Span>,
+    range: Option<Span>,
+    if_range: Option<Span>,
 }
 
 impl Fields {
-    fn read(headers: &[httparse::Header<'_>]) -> Result<Fields, ParseError> {
+    fn read(buffer: &[u8], headers: &[httparse::Header<'_>]) -> Result<Fields, ParseError> {
         let mut fields = Fields::default();
         for header in headers {
             let name = header.name;
+            let value = || Some(Span::within(buffer, header.value));
             if name.eq_ignore_ascii_case("host") {
                 fields.host_count += 1;
             } else if name.eq_ignore_ascii_case("connection") {
@@ -276,7 +317,19 @@ impl Fields {
                 }
                 fields.content_length = Some(length);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                // We never decode bodies, so the only coding whose framing we
+                // can follow to the end is a single `chunked`; anything else
+                // (a list, `gzip`, a second header) is refused.
+                if fields.chunked || !header.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Err(ParseError::AmbiguousLength);
+                }
                 fields.chunked = true;
+            } else if name.eq_ignore_ascii_case("if-none-match") {
+                fields.if_none_match = value();
+            } else if name.eq_ignore_ascii_case("range") {
+                fields.range = value();
+            } else if name.eq_ignore_ascii_case("if-range") {
+                fields.if_range = value();
             } else if name.eq_ignore_ascii_case("if-modified-since") {
                 fields.if_modified_since = std::str::from_utf8(header.value)
                     .ok()
@@ -446,6 +499,17 @@ mod tests {
             raw.resize(MAX_REQUEST_HEAD_BYTES + 10, b'y');
             raw
         };
+        let long_target: Vec<u8> = {
+            let mut raw = b"GET /".to_vec();
+            raw.resize(5 + MAX_REQUEST_TARGET_BYTES, b'a');
+            raw.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+            raw
+        };
+        let endless_request_line: Vec<u8> = {
+            let mut raw = b"GET /".to_vec();
+            raw.resize(MAX_REQUEST_HEAD_BYTES, b'a');
+            raw
+        };
         let cases: &[(&[u8], ParseError)] = &[
             (b"GET / HTTP/1.1\r\n\r\n", ParseError::BadHost),
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::BadHost),
@@ -477,6 +541,36 @@ mod tests {
             ),
             (&too_many_fields, ParseError::HeadTooLarge),
             (&too_long, ParseError::HeadTooLarge),
+            (&long_target, ParseError::TargetTooLong),
+            (&endless_request_line, ParseError::TargetTooLong),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (
+                b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ParseError::AmbiguousLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n",
+                ParseError::BodyTooLarge,
+            ),
+            (b"GET / HTTP/1.1\rHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", ParseError::Malformed),
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHo\x01st: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\n\tHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost:\x00a\r\n\r\n", ParseError::Malformed),
+            (b"GE(T / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
         ];
         for (raw, error) in cases {
             assert_eq!(

@@ -7,6 +7,8 @@
 pub enum Status {
     /// 200: the file follows.
     Ok,
+    /// 206: one byte range of the file follows (RFC 9110 §15.3.7).
+    PartialContent,
     /// 301: a directory was asked for without its trailing slash.
     MovedPermanently,
     /// 304: the client's cached copy is still current (RFC 9110 §15.4.5).
@@ -21,6 +23,13 @@ pub enum Status {
     MethodNotAllowed,
     /// 408: the client took too long to send its request head.
     RequestTimeout,
+    /// 413: the request announces a body larger than we are willing to
+    /// read and discard.
+    ContentTooLarge,
+    /// 414: the request target is longer than we accept.
+    UriTooLong,
+    /// 416: no byte of the requested range exists in the file.
+    RangeNotSatisfiable,
     /// 431: the request head is larger than we accept.
     RequestHeaderFieldsTooLarge,
     /// 500: something failed on our side (an unexpected `errno`).
@@ -35,8 +44,9 @@ pub enum Status {
 
 impl Status {
     /// Every status, for tables and tests.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 17] = [
         Status::Ok,
+        Status::PartialContent,
         Status::MovedPermanently,
         Status::NotModified,
         Status::BadRequest,
@@ -44,6 +54,9 @@ impl Status {
         Status::NotFound,
         Status::MethodNotAllowed,
         Status::RequestTimeout,
+        Status::ContentTooLarge,
+        Status::UriTooLong,
+        Status::RangeNotSatisfiable,
         Status::RequestHeaderFieldsTooLarge,
         Status::InternalServerError,
         Status::NotImplemented,
@@ -55,6 +68,7 @@ impl Status {
     pub fn code(self) -> u16 {
         match self {
             Status::Ok => 200,
+            Status::PartialContent => 206,
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
             Status::BadRequest => 400,
@@ -62,6 +76,9 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
+            Status::ContentTooLarge => 413,
+            Status::UriTooLong => 414,
+            Status::RangeNotSatisfiable => 416,
             Status::RequestHeaderFieldsTooLarge => 431,
             Status::InternalServerError => 500,
             Status::NotImplemented => 501,
@@ -74,6 +91,7 @@ impl Status {
     pub fn reason(self) -> &'static str {
         match self {
             Status::Ok => "OK",
+            Status::PartialContent => "Partial Content",
             Status::MovedPermanently => "Moved Permanently",
             Status::NotModified => "Not Modified",
             Status::BadRequest => "Bad Request",
@@ -81,6 +99,9 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
+            Status::ContentTooLarge => "Content Too Large",
+            Status::UriTooLong => "URI Too Long",
+            Status::RangeNotSatisfiable => "Range Not Satisfiable",
             Status::RequestHeaderFieldsTooLarge => "Request Header Fields Too Large",
             Status::InternalServerError => "Internal Server Error",
             Status::NotImplemented => "Not Implemented",
@@ -98,6 +119,8 @@ impl Status {
             self,
             Status::BadRequest
                 | Status::RequestTimeout
+                | Status::ContentTooLarge
+                | Status::UriTooLong
                 | Status::RequestHeaderFieldsTooLarge
                 | Status::NotImplemented
                 | Status::HttpVersionNotSupported

@@ -1,0 +1,176 @@
+//! Validators: the entity tag we give each file, and the conditional request
+//! headers that compare against it (RFC 9110 §8.8, §13).
+//!
+//! Evaluation order follows RFC 9110 §13.2.2: `If-None-Match` decides a `304`
+//! when present, and only when absent does `If-Modified-Since`; then
+//! `If-Range` decides whether a `Range` is honoured. (`If-Match` and
+//! `If-Unmodified-Since` guard writes; a read-only server ignores them.)
+
+use std::io::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest tag: two quotes, 16 + 16 hex digits and a dash.
+const ENTITY_TAG_CAPACITY: usize = 35;
+
+/// A strong entity tag for a file: `"<mtime ns hex>-<size hex>"`, the shape
+/// nginx uses, but with nanoseconds so that rewriting a file within the same
+/// second (same size) still changes the tag. Fixed-size: formatting one
+/// allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntityTag {
+    bytes: [u8; ENTITY_TAG_CAPACITY],
+    len: u8,
+}
+
+impl EntityTag {
+    /// The tag of a file with this modification time and length.
+    pub fn of(modified: SystemTime, len: u64) -> EntityTag {
+        let nanos = modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |age| age.as_nanos() as u64);
+        let mut bytes = [0u8; ENTITY_TAG_CAPACITY];
+        let mut unused = &mut bytes[..];
+        // Two u64 in hex always fit.
+        let _ = write!(unused, "\"{nanos:x}-{len:x}\"");
+        let len = ENTITY_TAG_CAPACITY - unused.len();
+        EntityTag {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The tag as sent in `ETag`, quotes included.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// `If-None-Match` (RFC 9110 §13.1.2): true when `*` or any listed tag
+/// matches ours by *weak* comparison (a `W/` prefix is ignored), i.e. when a
+/// `GET` or `HEAD` should get `304`. A malformed list matches nothing.
+pub fn none_match_fails(header: &[u8], ours: &EntityTag) -> bool {
+    let header = header.trim_ascii();
+    if header == b"*" {
+        return true;
+    }
+    let mut rest = header;
+    while !rest.is_empty() {
+        let Some((tag, after)) = split_entity_tag(rest) else {
+            return false;
+        };
+        let opaque = tag.strip_prefix(b"W/").unwrap_or(tag);
+        if opaque == ours.as_bytes() {
+            return true;
+        }
+        rest = after;
+    }
+    false
+}
+
+/// `If-Range` (RFC 9110 §13.1.5): whether the `Range` may be honoured. An
+/// entity tag must match ours by *strong* comparison (weak tags never match);
+/// a date must equal the file's `Last-Modified` exactly. Anything else means
+/// "send the whole file".
+pub fn if_range_holds(header: &[u8], ours: &EntityTag, modified: SystemTime) -> bool {
+    let header = header.trim_ascii();
+    if header.starts_with(b"\"") {
+        return header == ours.as_bytes();
+    }
+    if header.starts_with(b"W/") {
+        return false;
+    }
+    let whole_seconds = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(UNIX_EPOCH, |age| {
+            UNIX_EPOCH + Duration::from_secs(age.as_secs())
+        });
+    std::str::from_utf8(header)
+        .ok()
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+        .is_some_and(|date| date == whole_seconds)
+}
+
+/// Splits the first entity tag (`"…"` or `W/"…"`) off a comma-separated list;
+/// returns it and the rest after the comma.
+fn split_entity_tag(list: &[u8]) -> Option<(&[u8], &[u8])> {
+    let list = list.trim_ascii_start();
+    let prefix = if list.starts_with(b"W/") { 2 } else { 0 };
+    if list.get(prefix) != Some(&b'"') {
+        return None;
+    }
+    let close = prefix + 1 + list[prefix + 1..].iter().position(|&b| b == b'"')?;
+    let (tag, rest) = list.split_at(close + 1);
+    let rest = rest.trim_ascii_start();
+    match rest.split_first() {
+        None => Some((tag, rest)),
+        Some((b',', after)) => Some((tag, after)),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag() -> EntityTag {
+        EntityTag::of(UNIX_EPOCH + Duration::new(1_681_806_734, 5), 1234)
+    }
+
+    #[test]
+    fn tag_shape() {
+        assert_eq!(tag().as_bytes(), b"\"1756fa5060ee0c05-4d2\"");
+        assert_ne!(
+            EntityTag::of(UNIX_EPOCH + Duration::new(1_681_806_734, 6), 1234),
+            tag()
+        );
+    }
+
+    #[test]
+    fn if_none_match_lists() {
+        let ours = tag();
+        let cases: &[(&[u8], bool)] = &[
+            (b"*", true),
+            (b"\"1756fa5060ee0c05-4d2\"", true),
+            (b"W/\"1756fa5060ee0c05-4d2\"", true),
+            (b"\"x\", W/\"1756fa5060ee0c05-4d2\"", true),
+            (b" \"x\" ,\"y\" , \"1756fa5060ee0c05-4d2\" ", true),
+            (b"\"x\", \"y\"", false),
+            (b"\"1756fa5060ee0c05-4d3\"", false),
+            (b"1756fa5060ee0c05-4d2", false),
+            (b"\"unterminated", false),
+            (b"", false),
+        ];
+        for (header, matches) in cases {
+            assert_eq!(
+                none_match_fails(header, &ours),
+                *matches,
+                "{:?}",
+                String::from_utf8_lossy(header)
+            );
+        }
+    }
+
+    #[test]
+    fn if_range_needs_a_strong_match_or_the_exact_date() {
+        let ours = tag();
+        let modified = UNIX_EPOCH + Duration::new(1_681_806_734, 5);
+        assert!(if_range_holds(b"\"1756fa5060ee0c05-4d2\"", &ours, modified));
+        assert!(!if_range_holds(
+            b"W/\"1756fa5060ee0c05-4d2\"",
+            &ours,
+            modified
+        ));
+        assert!(!if_range_holds(b"\"other\"", &ours, modified));
+        assert!(if_range_holds(
+            b"Tue, 18 Apr 2023 08:32:14 GMT",
+            &ours,
+            modified
+        ));
+        assert!(!if_range_holds(
+            b"Tue, 18 Apr 2023 08:32:15 GMT",
+            &ours,
+            modified
+        ));
+        assert!(!if_range_holds(b"not a date", &ours, modified));
+    }
+}
