@@ -12,11 +12,16 @@ use crate::config::MAX_REQUEST_HEAD_BYTES;
 
 /// Most spare buffers of each kind a pool keeps; more are freed. Bounds the
 /// memory a worker keeps after a burst of connections has passed.
-pub const MAX_POOLED_BUFFERS: usize = 1024;
+pub const MAX_POOLED_BUFFERS: usize = 256;
 
 /// Capacity an output buffer starts with: a response head is a few hundred
 /// bytes, a status page under a kilobyte.
 const OUTPUT_BUFFER_CAPACITY: usize = 1024;
+
+/// Output buffers that grew beyond this (a batch of pipelined responses, a
+/// cached file) are freed rather than pooled, so the pool's memory stays
+/// bounded by [`MAX_POOLED_BUFFERS`] times this.
+const MAX_POOLED_OUTPUT_CAPACITY: usize = 192 * 1024;
 
 /// Bytes received on a connection: `bytes[start..end]` is what has arrived
 /// and not been consumed yet. It starts with the current request's head and
@@ -122,7 +127,9 @@ impl BufferPool {
 
     /// Returns an output buffer to the pool.
     pub fn put_output(&mut self, mut buffer: Vec<u8>) {
-        if self.outputs.len() < MAX_POOLED_BUFFERS {
+        if self.outputs.len() < MAX_POOLED_BUFFERS
+            && buffer.capacity() <= MAX_POOLED_OUTPUT_CAPACITY
+        {
             buffer.clear();
             self.outputs.push(buffer);
         }

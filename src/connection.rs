@@ -62,17 +62,22 @@ use mio::event::Event;
 use mio::net::TcpStream;
 
 use crate::buffer::{BufferPool, InputBuffer};
+use crate::cache::FileCache;
 use crate::clock::Clock;
 use crate::config::LINGER_TIMEOUT;
 use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
-use crate::respond::{self, Answer, Env, FileBody, Site, StatusPage};
+use crate::respond::{self, Answer, Env, FileSend, Site, StatusPage};
 use crate::sys;
 use crate::timer::TimerSlot;
 
 /// Largest count passed to one `sendfile` call (Linux caps each call at this).
 const MAX_SENDFILE_BYTES: usize = 0x7fff_f000;
+
+/// A batch of pipelined responses stops growing past this many bytes; the
+/// rest of the pipeline is answered once the batch is sent.
+const MAX_BATCHED_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// Bytes read and thrown away per `read` while lingering.
 const LINGER_DISCARD_BYTES: usize = 4096;
@@ -102,6 +107,8 @@ pub struct Context {
     pub log: AccessLog,
     /// Reusable space for decoding a request path.
     pub scratch: Vec<u8>,
+    /// Small files kept in memory.
+    pub cache: FileCache,
     /// The timeouts of each state.
     pub timeouts: Timeouts,
     /// Set when the server is shutting down: responses close their
@@ -149,7 +156,8 @@ struct Exchange {
     /// Whether the client may have sent bytes we will not read (a body, or
     /// whatever followed an invalid head): then closing must linger.
     unread_input: bool,
-    /// Bytes of the output buffer that are the head (the rest is body).
+    /// Where in the output buffer this response's head ends (its body, if
+    /// in memory, follows; earlier pipelined responses may precede it).
     head_len: usize,
     /// Body bytes sent so far.
     body_bytes: u64,
@@ -176,7 +184,7 @@ enum State {
         /// Bytes of `output` already sent.
         written: usize,
         /// The file to send once `output` is out.
-        file_body: Option<FileBody>,
+        file_body: Option<FileSend>,
     },
     /// Sending a file body with `sendfile`.
     SendingFile {
@@ -185,7 +193,7 @@ enum State {
         /// The request being answered.
         exchange: Exchange,
         /// The file, the offset to resume at and the bytes left.
-        body: FileBody,
+        body: FileSend,
     },
     /// Our side is shut down after the last response; reading and discarding
     /// what the client still sends, so closing does not reset the connection
@@ -462,34 +470,81 @@ impl Connection {
 
     /// Answers a request (or the status an invalid head earned): the head goes
     /// into a pooled output buffer, and the connection moves on to write it.
+    ///
+    /// Pipelining: while the answers so far are all in memory and the next
+    /// request is already complete in the input buffer, it is answered into
+    /// the same output buffer, so a batch of pipelined requests leaves in one
+    /// `send`. (Each batched response is logged when it is queued, with its
+    /// full length; only the last one is tracked to the byte.)
     fn begin_response(
         &mut self,
-        input: InputBuffer,
-        request: Result<Request, Status>,
+        mut input: InputBuffer,
+        mut request: Result<Request, Status>,
         ctx: &mut Context,
     ) -> State {
         let mut output = ctx.pool.take_output();
+        loop {
+            let (exchange, file_body) = self.answer_one(&input, request, ctx, &mut output);
+            let batchable = file_body.is_none()
+                && exchange.keep_alive
+                && !ctx.draining
+                && output.len() < MAX_BATCHED_OUTPUT_BYTES;
+            if batchable {
+                let rest = &input.filled()[exchange.consumed..];
+                // The next request's spans are relative to `rest`, which is
+                // what `input.filled()` will be once this one is consumed.
+                if let Ok(Parsed::Complete(next)) = request::parse(rest) {
+                    let queued = Exchange {
+                        body_bytes: (output.len() - exchange.head_len) as u64,
+                        ..exchange
+                    };
+                    log_exchange(self.peer, &input, &queued, ctx);
+                    input.consume(exchange.consumed);
+                    request = Ok(next);
+                    continue;
+                }
+            }
+            return State::WritingResponse {
+                input,
+                exchange,
+                output,
+                written: 0,
+                file_body,
+            };
+        }
+    }
+
+    /// Appends the answer to one request to `output`.
+    fn answer_one(
+        &self,
+        input: &InputBuffer,
+        request: Result<Request, Status>,
+        ctx: &mut Context,
+        output: &mut Vec<u8>,
+    ) -> (Exchange, Option<FileSend>) {
         let env = Env {
             date: ctx.clock.http_date(),
             keep_alive: (!ctx.draining).then_some(ctx.timeouts.keepalive),
+            now: ctx.clock.now(),
         };
         let (answer, request_line, consumed, unread_input): (Answer, Span, usize, bool) =
             match request {
                 Ok(request) => (
                     respond::answer(
                         &ctx.site,
+                        &mut ctx.cache,
                         &request,
                         input.filled(),
                         env,
                         &mut ctx.scratch,
-                        &mut output,
+                        output,
                     ),
                     request.request_line,
                     request.head_len,
                     request.has_body,
                 ),
                 Err(status) => (
-                    StatusPage::for_invalid_head(status).write(&ctx.site, env, &mut output),
+                    StatusPage::for_invalid_head(status).write(&ctx.site, env, output),
                     first_line_span(input.filled()),
                     input.filled().len(),
                     true,
@@ -505,21 +560,16 @@ impl Connection {
                 ),
             );
         }
-        State::WritingResponse {
-            input,
-            exchange: Exchange {
-                request_line,
-                consumed,
-                status: answer.status,
-                keep_alive: answer.keep_alive,
-                unread_input,
-                head_len: answer.head_len,
-                body_bytes: 0,
-            },
-            output,
-            written: 0,
-            file_body: answer.file_body,
-        }
+        let exchange = Exchange {
+            request_line,
+            consumed,
+            status: answer.status,
+            keep_alive: answer.keep_alive,
+            unread_input,
+            head_len: answer.head_len,
+            body_bytes: 0,
+        };
+        (exchange, answer.file_body)
     }
 
     /// `WritingResponse`: write the head (and a status page), then go on to
@@ -530,7 +580,7 @@ impl Connection {
         mut exchange: Exchange,
         output: Vec<u8>,
         mut written: usize,
-        file_body: Option<FileBody>,
+        file_body: Option<FileSend>,
         ctx: &mut Context,
     ) -> Transition {
         loop {
@@ -589,7 +639,7 @@ impl Connection {
         &mut self,
         input: InputBuffer,
         mut exchange: Exchange,
-        mut body: FileBody,
+        mut body: FileSend,
         ctx: &mut Context,
     ) -> Transition {
         loop {
@@ -757,6 +807,7 @@ mod tests {
                 pool: BufferPool::default(),
                 log: AccessLog::new(None),
                 scratch: Vec::new(),
+                cache: FileCache::default(),
                 timeouts: Timeouts {
                     header: Duration::from_secs(10),
                     send: Duration::from_secs(30),

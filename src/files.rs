@@ -24,7 +24,7 @@ use std::ffi::{CStr, OsStr};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -39,6 +39,28 @@ pub const INDEX_FILE: &str = "index.html";
 /// starts with a dot (`.git`, `.env`, `.htpasswd`) is answered with `404`.
 pub const SERVED_DOT_DIRECTORY: &[u8] = b".well-known";
 
+/// What identifies one version of a file on disk: if any of these changed,
+/// the file did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    device: u64,
+    inode: u64,
+    len: u64,
+    modified: SystemTime,
+}
+
+impl FileIdentity {
+    /// The identity of the file `metadata` describes.
+    pub fn of(metadata: &Metadata) -> io::Result<FileIdentity> {
+        Ok(FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            len: metadata.len(),
+            modified: metadata.modified()?,
+        })
+    }
+}
+
 /// An open file ready to be served, with what its response head needs.
 #[derive(Debug)]
 pub struct StaticFile {
@@ -51,6 +73,8 @@ pub struct StaticFile {
     pub modified: SystemTime,
     /// Its media type, guessed from the extension.
     pub mime: &'static str,
+    /// Which version of which file this is.
+    pub identity: FileIdentity,
 }
 
 /// What a request target leads to.
@@ -109,13 +133,19 @@ impl DocumentRoot {
             Ok(form) => form,
             Err(status) => return Lookup::Refused(status),
         };
-        match self.lookup_decoded(scratch, form) {
+        self.lookup_decoded(scratch, form)
+    }
+
+    /// Finds what a path decoded by [`decode_path`] names. For a directory,
+    /// appends `/index.html` to `path`.
+    pub fn lookup_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> Lookup {
+        match self.open_decoded(path, form) {
             Ok(lookup) => lookup,
             Err(error) => Lookup::Refused(status_for_error(&error)),
         }
     }
 
-    fn lookup_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> io::Result<Lookup> {
+    fn open_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> io::Result<Lookup> {
         let file = self.open_relative(path)?;
         let metadata = file.metadata()?;
         if metadata.is_dir() {
@@ -180,6 +210,7 @@ fn serve_regular(file: File, metadata: Metadata, path: &[u8]) -> io::Result<Look
         len: metadata.len(),
         modified: metadata.modified()?,
         mime: media_type(path),
+        identity: FileIdentity::of(&metadata)?,
         file,
     }))
 }

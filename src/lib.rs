@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod buffer;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -9,9 +9,10 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::files::{self, DocumentRoot, Lookup, StaticFile};
+use crate::cache::{CachedFile, FileCache, FileFacts, Freshness, MAX_CACHED_FILE_BYTES};
+use crate::files::{self, DocumentRoot, Lookup};
 use std::io::Write as _;
 
 use crate::http::range::{ByteRange, byte_range};
@@ -74,9 +75,9 @@ fn generated_page(status: Status) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A file body still to be sent, and how far we got.
+/// A file body still to be sent with `sendfile`, and how far we got.
 #[derive(Debug)]
-pub struct FileBody {
+pub struct FileSend {
     /// The open file.
     pub file: File,
     /// Offset of the next byte to send.
@@ -96,7 +97,7 @@ pub struct Answer {
     /// Bytes of the output buffer that are the head; the rest is body.
     pub head_len: usize,
     /// A file to send after the output buffer.
-    pub file_body: Option<FileBody>,
+    pub file_body: Option<FileSend>,
 }
 
 /// Per-request facts that do not come from the request.
@@ -107,12 +108,15 @@ pub struct Env<'a> {
     /// The keep-alive timeout to announce, or `None` when the server is
     /// shutting down and every response closes its connection.
     pub keep_alive: Option<Duration>,
+    /// This event-loop iteration's time, for the file cache.
+    pub now: Instant,
 }
 
 /// Answers a parsed request. `input` is the buffer the request's spans point
 /// into; `scratch` is a reusable buffer for path decoding.
 pub fn answer(
     site: &Site,
+    cache: &mut FileCache,
     request: &Request,
     input: &[u8],
     env: Env<'_>,
@@ -138,8 +142,49 @@ pub fn answer(
         Method::Unknown => return status_page(Status::NotImplemented, None, out),
     }
     let target = request.target.of(input);
-    match site.root.lookup(target, scratch) {
-        Lookup::File(file) => answer_file(site, file, request, input, keep_alive, env, out),
+    let form = match files::decode_path(target, scratch) {
+        Ok(form) => form,
+        Err(status) => return status_page(status, None, out),
+    };
+    let file_answer = FileAnswer {
+        site,
+        request,
+        input,
+        keep_alive,
+        env,
+    };
+    let cached_identity = match cache.freshness(scratch, form, env.now) {
+        Freshness::Fresh => match cache.get(scratch, form) {
+            Some(cached) => return file_answer.write(&cached.facts, FileBody::Cached(cached), out),
+            None => None,
+        },
+        Freshness::Stale(identity) => Some(identity),
+        Freshness::Missing => None,
+    };
+    let path_len = scratch.len();
+    match site.root.lookup_decoded(scratch, form) {
+        Lookup::File(file) => {
+            let path = &scratch[..path_len];
+            let facts = FileFacts {
+                len: file.len,
+                modified: file.modified,
+                etag: EntityTag::of(file.modified, file.len),
+                mime: file.mime,
+            };
+            if cached_identity == Some(file.identity) {
+                cache.confirm(path, form, env.now);
+            } else if file.len <= MAX_CACHED_FILE_BYTES {
+                // On failure (the file changed while being read), fall
+                // through and send it from disk.
+                let _ = cache.insert(path, form, &file.file, facts, file.identity, env.now);
+            }
+            match cache.get(path, form) {
+                Some(cached) if cached.facts.etag == facts.etag => {
+                    file_answer.write(&cached.facts, FileBody::Cached(cached), out)
+                }
+                _ => file_answer.write(&facts, FileBody::Disk(file.file), out),
+            }
+        }
         Lookup::AddSlash => {
             let (path, query) = files::split_target(target);
             scratch.clear();
@@ -209,81 +254,113 @@ impl StatusPage<'_> {
     }
 }
 
-/// Answers with a file: `200` and its body, `304` when the client's copy is
-/// current, `206` with one byte range, or `416` when the range lies beyond
-/// the end.
-fn answer_file(
-    site: &Site,
-    file: StaticFile,
-    request: &Request,
-    input: &[u8],
+/// Where a file's bytes come from.
+#[derive(Debug)]
+enum FileBody<'a> {
+    /// The worker's in-memory copy: the body is appended after the head and
+    /// the whole response leaves in one `send`.
+    Cached(&'a CachedFile),
+    /// The open file: its bytes go out with `sendfile`.
+    Disk(File),
+}
+
+/// What answering with a file needs to know about the request.
+#[derive(Clone, Copy, Debug)]
+struct FileAnswer<'a> {
+    site: &'a Site,
+    request: &'a Request,
+    input: &'a [u8],
     keep_alive: bool,
-    env: Env<'_>,
-    out: &mut Vec<u8>,
-) -> Answer {
-    let etag = EntityTag::of(file.modified, file.len);
-    let header = |span: Option<Span>| span.map(|span| span.of(input));
-    let not_modified = match header(request.if_none_match) {
-        Some(tags) => validators::none_match_fails(tags, &etag),
-        None => is_unmodified_since(file.modified, request.if_modified_since),
-    };
-    // Ranges apply to GET only, and only if If-Range (when present) holds.
-    let range = match header(request.range) {
-        Some(range) if request.method == Method::Get && !not_modified => {
-            let if_range = header(request.if_range);
-            if if_range.is_none_or(|value| validators::if_range_holds(value, &etag, file.modified))
-            {
-                byte_range(range, file.len)
-            } else {
-                ByteRange::Whole
+    env: Env<'a>,
+}
+
+impl FileAnswer<'_> {
+    /// Answers with a file: `200` and its body, `304` when the client's copy
+    /// is current, `206` with one byte range, or `416` when the range lies
+    /// beyond the end.
+    fn write(self, facts: &FileFacts, body: FileBody<'_>, out: &mut Vec<u8>) -> Answer {
+        let FileAnswer {
+            site,
+            request,
+            input,
+            keep_alive,
+            env,
+        } = self;
+        let header = |span: Option<Span>| span.map(|span| span.of(input));
+        let not_modified = match header(request.if_none_match) {
+            Some(tags) => validators::none_match_fails(tags, &facts.etag),
+            None => is_unmodified_since(facts.modified, request.if_modified_since),
+        };
+        // Ranges apply to GET only, and only if If-Range (when present) holds.
+        let range = match header(request.range) {
+            Some(range) if request.method == Method::Get && !not_modified => {
+                let if_range = header(request.if_range);
+                if if_range.is_none_or(|value| {
+                    validators::if_range_holds(value, &facts.etag, facts.modified)
+                }) {
+                    byte_range(range, facts.len)
+                } else {
+                    ByteRange::Whole
+                }
             }
+            _ => ByteRange::Whole,
+        };
+        let (status, first, len) = match range {
+            _ if not_modified => (Status::NotModified, 0, facts.len),
+            ByteRange::Whole => (Status::Ok, 0, facts.len),
+            ByteRange::Part { first, last } => (Status::PartialContent, first, last - first + 1),
+            ByteRange::Unsatisfiable => {
+                let mut value = [0u8; 32];
+                let value = format_into(&mut value, format_args!("bytes */{}", facts.len));
+                let page = StatusPage {
+                    status: Status::RangeNotSatisfiable,
+                    keep_alive,
+                    is_head: false,
+                    extra_header: Some(("Content-Range", value)),
+                };
+                return page.write(site, env, out);
+            }
+        };
+        let mut head = HeadWriter::start(out, status, env.date);
+        match &body {
+            FileBody::Cached(cached) => head.fields(&cached.fields),
+            FileBody::Disk(_) => facts.write_fields(&mut head),
         }
-        _ => ByteRange::Whole,
-    };
-    let (status, first, len) = match range {
-        _ if not_modified => (Status::NotModified, 0, file.len),
-        ByteRange::Whole => (Status::Ok, 0, file.len),
-        ByteRange::Part { first, last } => (Status::PartialContent, first, last - first + 1),
-        ByteRange::Unsatisfiable => {
-            let mut value = [0u8; 32];
-            let value = format_into(&mut value, format_args!("bytes */{}", file.len));
-            let page = StatusPage {
-                status: Status::RangeNotSatisfiable,
-                keep_alive,
-                is_head: false,
-                extra_header: Some(("Content-Range", value)),
-            };
-            return page.write(site, env, out);
+        // For HEAD and 304 this is the length a GET would have received, which
+        // RFC 9110 §8.6 allows (and caches use).
+        head.header_display("Content-Length", len);
+        if status == Status::PartialContent {
+            head.header_display(
+                "Content-Range",
+                format_args!("bytes {first}-{}/{}", first + len - 1, facts.len),
+            );
         }
-    };
-    let mut head = HeadWriter::start(out, status, env.date);
-    head.content_type(file.mime);
-    // For HEAD and 304 this is the length a GET would have received, which
-    // RFC 9110 §8.6 allows (and caches use).
-    head.header_display("Content-Length", len);
-    if status == Status::PartialContent {
-        head.header_display(
-            "Content-Range",
-            format_args!("bytes {first}-{}/{}", first + len - 1, file.len),
-        );
-    }
-    head.header("ETag", etag.as_bytes());
-    head.date("Last-Modified", file.modified);
-    head.header("Accept-Ranges", b"bytes");
-    head.connection(env.keep_alive.filter(|_| keep_alive));
-    head.finish();
-    let sends_body = matches!(status, Status::Ok | Status::PartialContent)
-        && request.method == Method::Get
-        && len > 0;
-    Answer {
-        status,
-        keep_alive,
-        head_len: out.len(),
-        file_body: sends_body.then_some(FileBody {
-            file: file.file,
-            offset: first,
-            remaining: len,
-        }),
+        head.connection(env.keep_alive.filter(|_| keep_alive));
+        head.finish();
+        let head_len = out.len();
+        let sends_body = matches!(status, Status::Ok | Status::PartialContent)
+            && request.method == Method::Get
+            && len > 0;
+        let file_body = match body {
+            _ if !sends_body => None,
+            FileBody::Cached(cached) => {
+                // `first + len` lies within the body: the range was clamped to
+                // the file's length, which is the cached body's length.
+                out.extend_from_slice(&cached.body[first as usize..(first + len) as usize]);
+                None
+            }
+            FileBody::Disk(file) => Some(FileSend {
+                file,
+                offset: first,
+                remaining: len,
+            }),
+        };
+        Answer {
+            status,
+            keep_alive,
+            head_len,
+            file_body,
+        }
     }
 }
 

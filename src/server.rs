@@ -35,6 +35,7 @@ use mio::Waker;
 use socket2::{Domain, Socket, Type};
 
 use crate::buffer::BufferPool;
+use crate::cache::FileCache;
 use crate::clock::Clock;
 use crate::config::{Config, LISTEN_BACKLOG, LogTarget, RESERVED_FILE_DESCRIPTORS};
 use crate::connection::{Context, Timeouts};
@@ -119,6 +120,7 @@ impl Server {
                 pool: BufferPool::default(),
                 log: AccessLog::new(sink),
                 scratch: Vec::new(),
+                cache: FileCache::default(),
                 timeouts: Timeouts {
                     header: config.header_timeout,
                     send: config.send_timeout,

@@ -35,6 +35,18 @@ impl<'a> HeadWriter<'a> {
         writer
     }
 
+    /// A writer for header fields alone, without a status line: used to
+    /// format fields once and reuse them ([`Self::fields`]).
+    pub fn fields_only(out: &'a mut Vec<u8>) -> HeadWriter<'a> {
+        HeadWriter { out }
+    }
+
+    /// Appends header fields formatted earlier by a [`Self::fields_only`]
+    /// writer.
+    pub fn fields(&mut self, formatted: &[u8]) {
+        self.out.extend_from_slice(formatted);
+    }
+
     /// Appends `name: value`.
     pub fn header(&mut self, name: &str, value: &[u8]) {
         self.out.extend_from_slice(b"\r\n");
