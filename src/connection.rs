@@ -755,7 +755,7 @@ mod tests {
                 site: Arc::new(Site::open(root.path()).unwrap()),
                 clock: Clock::new(),
                 pool: BufferPool::default(),
-                log: AccessLog::new(None),
+                log: AccessLog::new(None, Arc::default()),
                 scratch: Vec::new(),
                 timeouts: Timeouts {
                     header: Duration::from_secs(10),
