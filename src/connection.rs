@@ -805,7 +805,7 @@ mod tests {
                 site: Arc::new(Site::open(root.path()).unwrap()),
                 clock: Clock::new(),
                 pool: BufferPool::default(),
-                log: AccessLog::new(None),
+                log: AccessLog::new(None, Arc::default()),
                 scratch: Vec::new(),
                 cache: FileCache::default(),
                 timeouts: Timeouts {

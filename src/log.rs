@@ -14,12 +14,15 @@
 //! holds only whole lines, so lines from different workers never interleave.
 //! Such a write lands in the page cache; no request waits for the disk.
 //!
-//! A write error (disk full, file removed) is reported once on stderr; the
-//! lines of that batch are dropped and serving goes on.
+//! A write error (disk full, file removed) is reported once on stderr, for the
+//! whole process (the workers share one flag, touched only on that error
+//! path); the lines of that batch are dropped and serving goes on.
 
 use std::fs::File;
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL};
@@ -49,14 +52,15 @@ pub struct AccessLog {
     lines: Vec<u8>,
     /// When the buffer must be written at the latest.
     flush_due: Option<Instant>,
-    /// Whether a write error was already reported.
-    reported_error: bool,
+    /// Whether a write error was already reported, by any worker.
+    error_reported: Arc<AtomicBool>,
 }
 
 impl AccessLog {
     /// A log writing to `sink` (a descriptor of this worker's own, opened with
-    /// `O_APPEND`), or discarding everything with `None`.
-    pub fn new(sink: Option<File>) -> AccessLog {
+    /// `O_APPEND`), or discarding everything with `None`. `error_reported` is
+    /// shared by all workers so that a failing log is reported once.
+    pub fn new(sink: Option<File>, error_reported: Arc<AtomicBool>) -> AccessLog {
         AccessLog {
             lines: Vec::with_capacity(if sink.is_some() {
                 LOG_BUFFER_FLUSH_BYTES
@@ -65,7 +69,7 @@ impl AccessLog {
             }),
             sink,
             flush_due: None,
-            reported_error: false,
+            error_reported,
         }
     }
 
@@ -107,9 +111,8 @@ impl AccessLog {
         }
         if let Some(sink) = &mut self.sink
             && let Err(error) = sink.write_all(&self.lines)
-            && !self.reported_error
+            && !self.error_reported.swap(true, Ordering::Relaxed)
         {
-            self.reported_error = true;
             eprintln!("mioserve: cannot write the access log ({error}); lines are being dropped");
         }
         self.lines.clear();
@@ -143,7 +146,7 @@ mod tests {
     #[test]
     fn formats_common_log_format_and_escapes() {
         let file = tempfile::tempfile().unwrap();
-        let mut log = AccessLog::new(Some(file.try_clone().unwrap()));
+        let mut log = AccessLog::new(Some(file.try_clone().unwrap()), Arc::default());
         let now = Instant::now();
         let entry = LogEntry {
             client: "127.0.0.1".parse().unwrap(),

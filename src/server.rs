@@ -106,6 +106,7 @@ impl Server {
         });
         let per_worker = (max_connections / threads).max(1);
         let shutdown = Arc::new(AtomicBool::new(false));
+        let log_error_reported = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(threads);
         let mut wakers = Vec::with_capacity(threads);
         for (worker_id, listener) in listeners.into_iter().enumerate() {
@@ -118,7 +119,7 @@ impl Server {
                 site: Arc::clone(&site),
                 clock: Clock::new(),
                 pool: BufferPool::default(),
-                log: AccessLog::new(sink),
+                log: AccessLog::new(sink, Arc::clone(&log_error_reported)),
                 scratch: Vec::new(),
                 cache: FileCache::default(),
                 timeouts: Timeouts {

@@ -16,7 +16,7 @@
 //! `dead_code` allowance.
 #![allow(dead_code)]
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -81,22 +81,27 @@ impl TestServer {
     /// `extra` has `--log` or `--no-log`.
     pub fn start(root: &Path, extra: &[&str]) -> TestServer {
         let workdir = tempfile::tempdir().expect("create server working directory");
-        let mut args: Vec<OsString> = vec![root.into()];
-        if !extra.contains(&"--port") {
-            args.extend(["--port".into(), "0".into()]);
-        }
-        let mut log_path = None;
-        if let Some(i) = extra.iter().position(|a| *a == "--log") {
-            if let Some(p) = extra.get(i + 1).filter(|p| **p != "-") {
-                log_path = Some(PathBuf::from(p));
-            }
-        } else if !extra.contains(&"--no-log") {
-            let path = workdir.path().join("access.log");
-            args.extend(["--log".into(), path.clone().into()]);
-            log_path = Some(path);
-        }
-        args.extend(extra.iter().map(OsString::from));
+        let (args, log_path) = server_args(&workdir, root, extra);
         let mut server = TestServer::spawn(workdir, args);
+        server.log_path = log_path;
+        server
+    }
+
+    /// Like [`TestServer::start`], but with the process's open-files limit (soft and hard)
+    /// lowered to `limit` first: the binary is started as
+    /// `sh -c 'ulimit -n LIMIT && exec "$0" "$@"' mioserve ARGS...`. `exec` keeps the pid,
+    /// so [`TestServer::pid`], signals and the kill on drop reach the server itself, and
+    /// the hard limit keeps the server from raising its own soft limit past `limit`.
+    pub fn start_with_open_files_limit(root: &Path, limit: u32, extra: &[&str]) -> TestServer {
+        let workdir = tempfile::tempdir().expect("create server working directory");
+        let (server_args, log_path) = server_args(&workdir, root, extra);
+        let mut args: Vec<OsString> = vec![
+            "-c".into(),
+            format!("ulimit -n {limit} && exec \"$0\" \"$@\"").into(),
+            BIN.into(),
+        ];
+        args.extend(server_args);
+        let mut server = TestServer::spawn_program(workdir, "sh".as_ref(), args);
         server.log_path = log_path;
         server
     }
@@ -105,7 +110,13 @@ impl TestServer {
     /// `workdir`, and waits for its start line. Panics with the child's stderr if it exits
     /// or stays silent instead.
     pub fn spawn(workdir: TempDir, args: Vec<OsString>) -> TestServer {
-        let mut child = Command::new(BIN)
+        TestServer::spawn_program(workdir, BIN.as_ref(), args)
+    }
+
+    /// [`TestServer::spawn`] with another program in front of the binary (a shell that
+    /// `exec`s it); `program` must end up as the process that prints the start line.
+    fn spawn_program(workdir: TempDir, program: &OsStr, args: Vec<OsString>) -> TestServer {
+        let mut child = Command::new(program)
             .args(&args)
             .current_dir(workdir.path())
             .stdin(Stdio::null())
@@ -245,6 +256,27 @@ impl Drop for TestServer {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The arguments [`TestServer::start`] passes: `ROOT --port 0 --log <workdir>/access.log
+/// EXTRA...` (see there for when the defaults are left out), and the log path if known.
+fn server_args(workdir: &TempDir, root: &Path, extra: &[&str]) -> (Vec<OsString>, Option<PathBuf>) {
+    let mut args: Vec<OsString> = vec![root.into()];
+    if !extra.contains(&"--port") {
+        args.extend(["--port".into(), "0".into()]);
+    }
+    let mut log_path = None;
+    if let Some(i) = extra.iter().position(|a| *a == "--log") {
+        if let Some(p) = extra.get(i + 1).filter(|p| **p != "-") {
+            log_path = Some(PathBuf::from(p));
+        }
+    } else if !extra.contains(&"--no-log") {
+        let path = workdir.path().join("access.log");
+        args.extend(["--log".into(), path.clone().into()]);
+        log_path = Some(path);
+    }
+    args.extend(extra.iter().map(OsString::from));
+    (args, log_path)
 }
 
 /// Checks the start line's exact shape,
@@ -538,6 +570,13 @@ impl Response {
         first
     }
 
+    /// `Content-Length` as a number; panics if it is missing or malformed.
+    pub fn content_length(&self) -> usize {
+        self.expect_header("Content-Length")
+            .parse()
+            .unwrap_or_else(|_| panic!("bad Content-Length in {:?}", self.headers))
+    }
+
     /// The value of header `name`, which must be present.
     pub fn expect_header(&self, name: &str) -> &str {
         self.header(name)
@@ -564,6 +603,43 @@ impl Client {
     /// Connects with `IO_TIMEOUT` read and write timeouts.
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Client::from_stream(stream)
+    }
+
+    /// Connects with a receive buffer of (about) `receive_buffer` bytes set before the
+    /// handshake, so the window the client advertises stays small and bounded (an unset
+    /// buffer autotunes to megabytes), and, with `max_segment`, announces that maximum
+    /// segment size.
+    ///
+    /// A small segment size is what keeps a client that stops reading cheap for the
+    /// *server*: Linux sizes a socket's send buffer from its congestion window in
+    /// segments, so on loopback (64 KiB segments) every stalled download would otherwise
+    /// pin megabytes of the server's send buffer, whatever the receiver's window.
+    pub fn connect_with_buffers(
+        addr: SocketAddr,
+        receive_buffer: usize,
+        max_segment: Option<u32>,
+    ) -> Client {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .expect("create socket");
+        socket
+            .set_recv_buffer_size(receive_buffer)
+            .expect("set SO_RCVBUF");
+        if let Some(mss) = max_segment {
+            socket.set_tcp_mss(mss).expect("set TCP_MAXSEG");
+        }
+        socket
+            .connect(&addr.into())
+            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        Client::from_stream(socket.into())
+    }
+
+    /// Wraps a connected stream with `IO_TIMEOUT` read and write timeouts.
+    fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
@@ -612,6 +688,18 @@ impl Client {
     /// HEAD (`head_request`) and a 304 have none. Panics on anything malformed, on EOF
     /// before the end, on a missing `Content-Length`, and after `IO_TIMEOUT` of silence.
     pub fn read_response(&mut self, head_request: bool) -> Response {
+        let mut response = self.read_head();
+        if head_request || response.status == 304 {
+            return response;
+        }
+        let len = response.content_length();
+        response.body = self.read_body_bytes(len);
+        response
+    }
+
+    /// Reads one response head and leaves the body unread (`body` is empty): for tests
+    /// that read a large body piece by piece, or not at all.
+    pub fn read_head(&mut self) -> Response {
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i;
@@ -637,26 +725,31 @@ impl Client {
             );
             headers.push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
         }
-        let mut response = Response {
+        Response {
             status_line,
             status,
             headers,
             body: Vec::new(),
-        };
-
-        if head_request || status == 304 {
-            return response;
         }
-        let len: usize = response
-            .header("Content-Length")
-            .unwrap_or_else(|| panic!("no Content-Length in {head:?}"))
-            .parse()
-            .unwrap_or_else(|_| panic!("bad Content-Length in {head:?}"));
+    }
+
+    /// Reads exactly `len` more bytes of a body (after [`Client::read_head`]); panics on
+    /// EOF or silence before they arrive.
+    pub fn read_body_bytes(&mut self, len: usize) -> Vec<u8> {
         while self.buf.len() < len {
             self.fill("a response body");
         }
-        response.body = self.buf.drain(..len).collect();
-        response
+        self.buf.drain(..len).collect()
+    }
+
+    /// Ends the connection with a TCP reset instead of a FIN: `SO_LINGER` with a zero
+    /// timeout makes `close` discard unsent data and send RST, as a client that crashes
+    /// or gives up abruptly would.
+    pub fn reset(self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("set SO_LINGER");
+        drop(self);
     }
 
     /// Asserts that the server closes the connection: nothing more is received and the next
@@ -782,6 +875,84 @@ fn parse_status_line(line: &str) -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------
+// The access log
+// ---------------------------------------------------------------------------------------
+
+/// One access-log line,
+/// `127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] "GET /index.html HTTP/1.1" 200 1234`.
+#[derive(Debug)]
+pub struct AccessLine {
+    pub client: String,
+    /// Between the quotes, as logged.
+    pub request_line: String,
+    pub status: u16,
+    /// Body bytes the server reports having sent.
+    pub bytes: u64,
+}
+
+/// Parses one access-log line, panicking (with the line) on any deviation from the Common
+/// Log Format shape. The timestamp's shape is checked, not its value.
+pub fn parse_access_line(line: &str) -> AccessLine {
+    let bad = |why: &str| -> ! { panic!("malformed access-log line ({why}): {line:?}") };
+    let (client, rest) = line
+        .split_once(" - - [")
+        .unwrap_or_else(|| bad("no ` - - [`"));
+    if client.parse::<std::net::IpAddr>().is_err() {
+        bad("client is not an IP address");
+    }
+    let (stamp, rest) = rest.split_once("] \"").unwrap_or_else(|| bad("no `] \"`"));
+    // dd/Mon/yyyy:hh:mm:ss +0000
+    let shape_ok = stamp.len() == 26
+        && stamp.ends_with(" +0000")
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            2 | 6 => b == b'/',
+            11 | 14 | 17 => b == b':',
+            3..=5 => b.is_ascii_alphabetic(),
+            20.. => true,
+            _ => b.is_ascii_digit(),
+        });
+    if !shape_ok {
+        bad("timestamp");
+    }
+    let (request_line, rest) = rest
+        .rsplit_once("\" ")
+        .unwrap_or_else(|| bad("no closing quote"));
+    let mut fields = rest.split(' ');
+    let status = fields
+        .next()
+        .filter(|s| s.len() == 3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| bad("status"));
+    let bytes = fields
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| bad("bytes"));
+    if fields.next().is_some() {
+        bad("trailing fields");
+    }
+    AccessLine {
+        client: client.to_owned(),
+        request_line: request_line.to_owned(),
+        status,
+        bytes,
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds (true) or `limit` has passed (false).
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Assertions shared by several test files
 // ---------------------------------------------------------------------------------------
 
@@ -789,6 +960,7 @@ fn parse_status_line(line: &str) -> u16 {
 pub fn status_line(code: u16) -> String {
     let reason = match code {
         200 => "OK",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         304 => "Not Modified",
         400 => "Bad Request",
@@ -796,8 +968,12 @@ pub fn status_line(code: u16) -> String {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => panic!("no reason phrase known for {code}"),
     };
