@@ -11,11 +11,20 @@
 //! [`MAX_CACHED_FILE_BYTES`] are always opened and sent with `sendfile`.
 //!
 //! ## Freshness
-//! A cached entry is trusted for [`CACHE_VALIDITY`] after it was last checked
-//! (nginx's `open_file_cache_valid`). After that, the next request re-opens and
-//! `fstat`s the file: if the device, inode, size and modification time are
-//! unchanged, the entry is trusted again; otherwise it is reloaded. So a file
-//! changed on disk is served in its old version for at most that long.
+//! Each cached file is watched with inotify: a write, `touch`, `chmod`,
+//! rename or unlink of that file makes the kernel queue an event on the
+//! worker's inotify descriptor, which sits in the event loop like a socket.
+//! The worker handles those events *before* the requests of the same
+//! `epoll_wait` batch ([`FileCache::apply_changes`]), so a request sent after
+//! a change was made is never answered from the old copy, and checking costs
+//! nothing per request.
+//!
+//! inotify watches the file, not every directory on its path: renaming a
+//! parent directory or re-pointing a symlink on the path goes unnoticed. So
+//! an entry is also trusted for at most [`CACHE_VALIDITY`] after it was last
+//! checked (nginx's `open_file_cache_valid`); the next request then re-opens
+//! and `fstat`s the file: if the device, inode, size and modification time
+//! are unchanged, the entry is trusted again, otherwise it is reloaded.
 //!
 //! ## Bounds
 //! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
@@ -30,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::files::{FileIdentity, PathForm};
 use crate::http::response::HeadWriter;
 use crate::http::validators::EntityTag;
+use crate::sys;
 
 /// Largest file kept in memory.
 pub const MAX_CACHED_FILE_BYTES: u64 = 64 * 1024;
@@ -40,8 +50,19 @@ pub const MAX_CACHED_FILES: usize = 512;
 /// Most content bytes in one worker's cache.
 pub const MAX_CACHED_BYTES: usize = 32 * 1024 * 1024;
 
-/// How long an entry is served without checking the file again.
+/// How long an entry is served without checking the file again (changes
+/// that inotify reports invalidate it sooner).
 pub const CACHE_VALIDITY: Duration = Duration::from_secs(1);
+
+/// The changes to a cached file that invalidate it: its content (write,
+/// truncate), its metadata (`touch`, `chmod`, link count: renamed over or
+/// unlinked), and its name going away.
+const WATCHED_CHANGES: u32 =
+    libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVE_SELF | libc::IN_DELETE_SELF;
+
+/// Size of the fixed part of `struct inotify_event`: `wd`, `mask`, `cookie`,
+/// `len`, each four bytes; `len` bytes of name follow.
+const INOTIFY_EVENT_HEADER_BYTES: usize = 16;
 
 /// The facts a response about a file needs.
 #[derive(Clone, Copy, Debug)]
@@ -79,18 +100,30 @@ pub struct CachedFile {
     identity: FileIdentity,
     checked_at: Instant,
     last_used: u64,
+    /// The inotify watch on the file (shared by entries of the same file).
+    watch: Option<i32>,
 }
 
 /// A worker's cache of small files, keyed by the decoded path as requested
 /// (before `index.html` is appended), with a trailing `/` for directory
 /// requests: `"a/b"` and `"a/b/"` are different requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FileCache {
     entries: HashMap<Box<[u8]>, CachedFile>,
     content_bytes: usize,
     uses: u64,
     /// The key being looked up, built here so a lookup allocates nothing.
     key: Vec<u8>,
+    /// The inotify descriptor reporting changes to cached files; `None` if
+    /// inotify is unavailable (then [`CACHE_VALIDITY`] alone bounds
+    /// staleness).
+    watcher: Option<File>,
+}
+
+impl Default for FileCache {
+    fn default() -> FileCache {
+        FileCache::new()
+    }
 }
 
 /// The outcome of looking a path up in the cache.
@@ -106,6 +139,78 @@ pub enum Freshness {
 }
 
 impl FileCache {
+    /// An empty cache with its own inotify instance.
+    pub fn new() -> FileCache {
+        FileCache {
+            entries: HashMap::new(),
+            content_bytes: 0,
+            uses: 0,
+            key: Vec::new(),
+            watcher: sys::inotify_init().ok(),
+        }
+    }
+
+    /// The inotify descriptor, for the worker to register with its `Poll`.
+    pub fn watcher(&self) -> Option<&File> {
+        self.watcher.as_ref()
+    }
+
+    /// Reads every queued change notification and drops the entries of the
+    /// files that changed. Called when the watcher is readable, before any
+    /// request of the same batch is answered.
+    pub fn apply_changes(&mut self) {
+        let mut events = [0u8; 4096];
+        loop {
+            let Some(mut watcher) = self.watcher.as_ref() else {
+                return;
+            };
+            let len = match watcher.read(&mut events) {
+                Ok(0) => return,
+                Ok(len) => len,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock: drained. Anything else: nothing more to learn.
+                Err(_) => return,
+            };
+            let mut offset = 0;
+            while offset + INOTIFY_EVENT_HEADER_BYTES <= len {
+                let field = |at: usize| {
+                    let bytes = [events[at], events[at + 1], events[at + 2], events[at + 3]];
+                    u32::from_ne_bytes(bytes)
+                };
+                let wd = field(offset) as i32;
+                let removed_by_kernel = field(offset + 4) & libc::IN_IGNORED != 0;
+                self.forget_watch(wd, removed_by_kernel);
+                offset += INOTIFY_EVENT_HEADER_BYTES + field(offset + 12) as usize;
+            }
+        }
+    }
+
+    /// Drops every entry of the file behind `wd`, and the watch itself.
+    fn forget_watch(&mut self, wd: i32, removed_by_kernel: bool) {
+        let content_bytes = &mut self.content_bytes;
+        self.entries.retain(|_, entry| {
+            let changed = entry.watch == Some(wd);
+            if changed {
+                *content_bytes -= entry.body.len();
+            }
+            !changed
+        });
+        if !removed_by_kernel && let Some(watcher) = &self.watcher {
+            let _ = sys::inotify_unwatch(watcher, wd);
+        }
+    }
+
+    /// Stops watching `wd` unless another entry (the same file under another
+    /// name) still uses it.
+    fn release_watch(&mut self, watch: Option<i32>) {
+        let Some(wd) = watch else { return };
+        if self.entries.values().all(|entry| entry.watch != Some(wd))
+            && let Some(watcher) = &self.watcher
+        {
+            let _ = sys::inotify_unwatch(watcher, wd);
+        }
+    }
+
     /// How fresh the entry for a decoded path is; marks it used.
     pub fn freshness(&mut self, path: &[u8], form: PathForm, now: Instant) -> Freshness {
         self.uses += 1;
@@ -147,6 +252,12 @@ impl FileCache {
         identity: FileIdentity,
         now: Instant,
     ) -> io::Result<&CachedFile> {
+        // Watch before reading: a change made while we read is then reported
+        // (and drops the entry), never lost.
+        let watch = self
+            .watcher
+            .as_ref()
+            .and_then(|watcher| sys::inotify_watch(watcher, file, WATCHED_CHANGES).ok());
         let mut body = Vec::with_capacity(facts.len as usize);
         (&mut file).take(facts.len).read_to_end(&mut body)?;
         if body.len() as u64 != facts.len {
@@ -156,6 +267,9 @@ impl FileCache {
         set_key(&mut self.key, path, form);
         if let Some(old) = self.entries.remove(&self.key[..]) {
             self.content_bytes -= old.body.len();
+            if old.watch != watch {
+                self.release_watch(old.watch);
+            }
         }
         while self.entries.len() >= MAX_CACHED_FILES
             || self.content_bytes + body.len() > MAX_CACHED_BYTES && !self.entries.is_empty()
@@ -173,6 +287,7 @@ impl FileCache {
             identity,
             checked_at: now,
             last_used: self.uses,
+            watch,
         };
         let key = self.key.clone().into_boxed_slice();
         Ok(self.entries.entry(key).insert_entry(entry).into_mut())
@@ -186,6 +301,7 @@ impl FileCache {
             .map(|(key, _)| key.clone());
         if let Some(entry) = oldest.and_then(|key| self.entries.remove(&key)) {
             self.content_bytes -= entry.body.len();
+            self.release_watch(entry.watch);
         }
     }
 
@@ -257,6 +373,40 @@ mod tests {
             cache.freshness(b"a", PathForm::Directory, later),
             Freshness::Missing
         );
+    }
+
+    #[test]
+    fn a_changed_file_is_dropped_as_soon_as_the_change_is_read() {
+        let now = Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("page.html");
+        std::fs::write(&path, b"old").unwrap();
+        let file = File::open(&path).unwrap();
+        let metadata = file.metadata().unwrap();
+        let facts = FileFacts {
+            len: 3,
+            modified: metadata.modified().unwrap(),
+            etag: EntityTag::of(metadata.modified().unwrap(), 3),
+            mime: "text/html",
+        };
+        let identity = FileIdentity::of(&metadata).unwrap();
+        let mut cache = FileCache::new();
+        assert!(cache.watcher().is_some(), "inotify is available on Linux");
+        cache
+            .insert(b"page.html", PathForm::File, &file, facts, identity, now)
+            .unwrap();
+        cache.apply_changes();
+        assert_eq!(
+            cache.freshness(b"page.html", PathForm::File, now),
+            Freshness::Fresh
+        );
+        std::fs::write(&path, b"new").unwrap();
+        cache.apply_changes();
+        assert_eq!(
+            cache.freshness(b"page.html", PathForm::File, now),
+            Freshness::Missing
+        );
+        assert_eq!(cache.content_bytes, 0);
     }
 
     #[test]

@@ -143,3 +143,40 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     }
     Ok(limit.rlim_cur)
 }
+
+/// Creates an inotify instance: a descriptor that becomes readable when a
+/// watched file changes. Nonblocking, so reading it drains to `WouldBlock`
+/// like any socket in the event loop.
+pub fn inotify_init() -> io::Result<File> {
+    // SAFETY: no pointers are passed; on success the kernel returns a new
+    // descriptor that nobody else owns.
+    let fd = check(
+        unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) } as libc::c_long,
+    )?;
+    // SAFETY: `fd` was just returned by a successful `inotify_init1`.
+    Ok(File::from(unsafe {
+        OwnedFd::from_raw_fd(fd as libc::c_int)
+    }))
+}
+
+/// Watches the file that `file` has open (its inode, whatever its names)
+/// for the events in `mask`; returns the watch descriptor. The path given to
+/// the kernel is `/proc/self/fd/N`, a link to exactly that open file, so no
+/// rename between opening and watching can make us watch something else.
+pub fn inotify_watch(inotify: &File, file: &File, mask: u32) -> io::Result<i32> {
+    use std::io::Write as _;
+    let mut path = [0u8; 40];
+    let mut unused = &mut path[..];
+    // "/proc/self/fd/" plus at most 10 digits and the NUL fit in 40 bytes.
+    write!(unused, "/proc/self/fd/{}\0", file.as_raw_fd())?;
+    // SAFETY: `path` holds a NUL-terminated string (written just above, into
+    // a zeroed buffer); both descriptors are open for the call.
+    let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr().cast(), mask) };
+    check(wd as libc::c_long).map(|wd| wd as i32)
+}
+
+/// Stops watching `wd`.
+pub fn inotify_unwatch(inotify: &File, wd: i32) -> io::Result<()> {
+    // SAFETY: plain integers; an unknown `wd` is reported as EINVAL.
+    check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) } as libc::c_long).map(drop)
+}

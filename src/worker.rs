@@ -39,7 +39,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
@@ -53,6 +56,9 @@ const LISTENER: Token = Token(usize::MAX - 1);
 
 /// The token of the waker the main thread uses to announce shutdown.
 const WAKER: Token = Token(usize::MAX - 2);
+
+/// The token of the file cache's inotify descriptor.
+const FILE_CHANGES: Token = Token(usize::MAX - 3);
 
 /// Why accepting is on hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +115,13 @@ impl Worker {
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(watcher) = ctx.cache.watcher() {
+            poll.registry().register(
+                &mut SourceFd(&watcher.as_raw_fd()),
+                FILE_CHANGES,
+                Interest::READABLE,
+            )?;
+        }
         let worker = Worker {
             poll,
             listener: Some(listener),
@@ -136,10 +149,16 @@ impl Worker {
                 }
             }
             self.ctx.clock.update();
+            // Files that changed are dropped from the cache before any request
+            // of this batch is answered: a request sent after a change never
+            // gets the old copy.
+            if events.iter().any(|event| event.token() == FILE_CHANGES) {
+                self.ctx.cache.apply_changes();
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept = AcceptState::Pending,
-                    WAKER => {} // the shutdown flag is checked below
+                    WAKER | FILE_CHANGES => {} // handled above and below
                     Token(key) => self.on_connection_event(key, event),
                 }
             }
