@@ -1082,3 +1082,49 @@ pub fn ignores_file_permissions(dir: &Path) -> bool {
     fs::remove_file(&probe).unwrap();
     readable
 }
+
+// ---------------------------------------------------------------------------------------
+// External programs: clients, a browser, network namespaces
+// ---------------------------------------------------------------------------------------
+
+pub mod browser;
+pub mod netns;
+pub mod tools;
+
+// ---------------------------------------------------------------------------------------
+// Waiting for the access log
+// ---------------------------------------------------------------------------------------
+
+/// How long a test waits for lines to reach the access log: workers append their buffered
+/// lines once a second, so this is several flushes even on a busy machine.
+pub const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TestServer {
+    /// The access log, parsed, as soon as `ready` holds for it, or as it is after
+    /// [`LOG_FLUSH_TIMEOUT`] (the caller's assertions then say what is missing).
+    pub fn wait_for_log(&self, ready: impl Fn(&[AccessLine]) -> bool) -> Vec<AccessLine> {
+        let parsed = || -> Vec<AccessLine> {
+            self.log_lines()
+                .iter()
+                .map(|l| parse_access_line(l))
+                .collect()
+        };
+        wait_until(LOG_FLUSH_TIMEOUT, || ready(&parsed()));
+        parsed()
+    }
+}
+
+/// Whether `lines` has one for `request_line` (as logged, e.g. `GET / HTTP/1.1`) with
+/// `status`.
+pub fn has_log_line(lines: &[AccessLine], request_line: &str, status: u16) -> bool {
+    lines
+        .iter()
+        .any(|l| l.request_line == request_line && l.status == status)
+}
+
+/// `items`, sorted: for comparing the log lines of several connections, whose order in
+/// the log depends on which worker served each (every worker appends its own buffer).
+pub fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
+}

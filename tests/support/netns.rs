@@ -1,0 +1,204 @@
+//! Two network namespaces joined by a veth pair: a second "host" for tests that need a
+//! client which is not on the server's loopback.
+//!
+//! ```text
+//!   namespace <server>                         namespace <client>
+//!   lo 127.0.0.1 (up)                          lo 127.0.0.1 (up)
+//!   veth  10.213.X.(4Y+1)/30  <----------->  veth  10.213.X.(4Y+2)/30
+//! ```
+//!
+//! The /30 exists only inside the two namespaces; X and Y are drawn per link from the
+//! clock and the pid, and names carry the pid and a counter, so parallel test runs never
+//! meet. The veth ends are created directly inside the namespaces, so the host's own
+//! network never sees them, and deleting the namespaces deletes the link.
+//!
+//! [`VethLink`] removes both namespaces when dropped, also when the test panics. Declare it
+//! *before* the servers running inside it: locals drop in reverse order, so the servers
+//! are killed first and the namespaces are then freed at once.
+//!
+//! Needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`) and `ip` from `iproute2`;
+//! [`VethLink::create`] says why it cannot run instead of failing, so the test can skip.
+
+use std::ffi::OsString;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::tools::{require, run, tail};
+use super::{TestServer, server_args};
+
+/// How long one `ip` command may take.
+const IP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Distinguishes links made by one test process.
+static NEXT_LINK: AtomicU32 = AtomicU32::new(0);
+
+/// One network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `ip netns exec NAME PROGRAM`: a command for `program` inside this namespace.
+    /// `ip netns exec` `exec`s the program after entering the namespace, so the child's pid
+    /// is the program's own.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `ip ARGS` inside this namespace (`ip -n NAME ARGS`), panicking on failure.
+    fn ip(&self, args: &[&str]) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &self.name]).args(args);
+        ip_ok(&mut cmd);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Not `run`: a panic in `drop` while a failing test unwinds would abort the run.
+        let out = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "warning: could not delete network namespace {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => eprintln!("warning: could not run `ip netns del {}`: {e}", self.name),
+        }
+    }
+}
+
+/// Two namespaces with a veth pair between them, addressed from a private /30.
+pub struct VethLink {
+    pub server: Netns,
+    pub client: Netns,
+    pub server_ip: Ipv4Addr,
+    pub client_ip: Ipv4Addr,
+}
+
+impl VethLink {
+    /// Creates the namespaces and the link. `Err(reason)` when this process may not create
+    /// network namespaces (not root, or `ip netns add` refused, as in an unprivileged
+    /// container): the caller skips. Any failure after the first namespace exists is a test
+    /// failure, and whatever was made is removed again.
+    pub fn create() -> Result<VethLink, String> {
+        require("ip", "iproute2");
+        if !is_root() {
+            return Err("not running as root (network namespaces need CAP_SYS_ADMIN)".into());
+        }
+        let pid = std::process::id();
+        let n = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let seed = nanos ^ pid.rotate_left(16) ^ n.wrapping_mul(0x9E37_79B9);
+        let x = (seed % 256) as u8;
+        let y = ((seed >> 8) % 64) as u8;
+        let server_ip = Ipv4Addr::new(10, 213, x, 4 * y + 1);
+        let client_ip = Ipv4Addr::new(10, 213, x, 4 * y + 2);
+
+        // The first namespace doubles as the permission probe: if it cannot be made,
+        // nothing exists yet and the test skips.
+        let server_name = format!("mioserve-s-{pid}-{n}");
+        let added = run(
+            Command::new("ip").args(["netns", "add", &server_name]),
+            IP_TIMEOUT,
+        );
+        if !added.status.success() {
+            return Err(format!(
+                "`ip netns add` is not permitted here: {}",
+                String::from_utf8_lossy(&added.stderr).trim()
+            ));
+        }
+        let server = Netns { name: server_name };
+        let client = Netns {
+            name: format!("mioserve-c-{pid}-{n}"),
+        };
+        ip_ok(Command::new("ip").args(["netns", "add", &client.name]));
+        let link = VethLink {
+            server,
+            client,
+            server_ip,
+            client_ip,
+        };
+
+        // Interface names are at most 15 bytes: "mvs" + pid (at most 7 digits) + n.
+        let server_if = format!("mvs{pid}x{n}");
+        let client_if = format!("mvc{pid}x{n}");
+        ip_ok(Command::new("ip").args([
+            "link",
+            "add",
+            &server_if,
+            "netns",
+            &link.server.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &client_if,
+            "netns",
+            &link.client.name,
+        ]));
+        for (ns, ifname, ip) in [
+            (&link.server, &server_if, server_ip),
+            (&link.client, &client_if, client_ip),
+        ] {
+            // A new namespace's loopback is down; servers bound to 127.0.0.1 need it.
+            ns.ip(&["link", "set", "lo", "up"]);
+            ns.ip(&["addr", "add", &format!("{ip}/30"), "dev", ifname]);
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        Ok(link)
+    }
+}
+
+/// Whether the effective user is root, read from `/proc/self/status` (no `unsafe`
+/// `geteuid` needed).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+            // Uid: real effective saved filesystem
+            Some(uids.split_whitespace().nth(2)? == "0")
+        })
+        .unwrap_or(false)
+}
+
+fn ip_ok(cmd: &mut Command) {
+    let what = format!("{cmd:?}");
+    let out = run(cmd, IP_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        tail(&String::from_utf8_lossy(&out.stderr))
+    );
+}
+
+impl TestServer {
+    /// [`TestServer::start`] inside network namespace `ns`: the binary is started as
+    /// `ip netns exec NS mioserve ROOT --port 0 --log <tmp>/access.log EXTRA...`. `ip`
+    /// `exec`s the server, so signals and the kill on drop reach it directly. The address
+    /// in the start line is the one the server bound inside the namespace.
+    pub fn start_in_netns(ns: &Netns, root: &Path, extra: &[&str]) -> TestServer {
+        let workdir = tempfile::tempdir().expect("create server working directory");
+        let (server_args, log_path) = server_args(&workdir, root, extra);
+        let mut args: Vec<OsString> = vec!["netns".into(), "exec".into(), (&ns.name).into()];
+        args.push(super::BIN.into());
+        args.extend(server_args);
+        let mut server = TestServer::spawn_program(workdir, "ip".as_ref(), args);
+        server.log_path = log_path;
+        server
+    }
+}
