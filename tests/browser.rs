@@ -511,3 +511,84 @@ for (const name of ["index", "blank"]) {{
 
 /// Pixels in a screenshot of [`support::browser::WINDOW`].
 const WINDOW_PIXELS: u32 = support::browser::WINDOW.0 * support::browser::WINDOW.1;
+
+/// A WAV file: `seconds` of a 440 Hz tone, 16-bit mono PCM at 8,000 Hz.
+fn wav_tone(seconds: u32) -> Vec<u8> {
+    const RATE: u32 = 8_000;
+    let samples = RATE * seconds;
+    let data_len = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for n in 0..samples {
+        let phase = f64::from(n) * 440.0 * std::f64::consts::TAU / f64::from(RATE);
+        wav.extend_from_slice(&((phase.sin() * 8000.0) as i16).to_le_bytes());
+    }
+    wav
+}
+
+#[test]
+fn a_media_element_seeks_through_range_requests() {
+    // 2,000 s of audio, 32 MB: far more than the browser buffers up front, so
+    // seeking near the end needs a range that starts deep in the file.
+    const SECONDS: u32 = 2_000;
+    const SEEK_TO: u32 = 1_900;
+    let site = Site::new();
+    site.add("tone.wav", &wav_tone(SECONDS));
+    let script = format!(
+        r#"
+const audio = document.createElement("audio");
+audio.preload = "auto";
+audio.src = "/tone.wav";
+document.body.append(audio);
+await new Promise((resolve, reject) => {{
+  audio.addEventListener("loadedmetadata", resolve, {{ once: true }});
+  audio.addEventListener("error", () => reject(new Error("media error " + audio.error.code)));
+}});
+report("duration", Math.round(audio.duration));
+audio.currentTime = {SEEK_TO};
+await new Promise((resolve) => audio.addEventListener("seeked", resolve, {{ once: true }}));
+report("seekedTo", Math.round(audio.currentTime));
+"#
+    );
+    site.add("_probe/media.html", probe_page(&script).as_bytes());
+    let server = TestServer::start(&site.root, &[]);
+    let found = Chromium::new().probe(&url(&server, "/_probe/media.html"));
+    assert_eq!(found.number("duration"), f64::from(SECONDS), "{found:?}");
+    assert_eq!(found.number("seekedTo"), f64::from(SEEK_TO), "{found:?}");
+
+    // The media player fetched the file in ranges (206), one of them starting
+    // near the seek target. Stopping the server flushes every log line.
+    let mut server = server;
+    assert!(server.stop().success());
+    let seek_offset = u64::from(44 + SEEK_TO * 8_000 * 2);
+    let total = u64::from(44 + SECONDS * 8_000 * 2);
+    let ranged: Vec<(u16, u64)> = server
+        .log_lines()
+        .iter()
+        .map(|line| parse_access_line(line))
+        .filter(|l| l.request_line == "GET /tone.wav HTTP/1.1")
+        .map(|l| (l.status, l.bytes))
+        .collect();
+    assert!(
+        !ranged.is_empty() && ranged.iter().all(|&(status, _)| status == 206),
+        "the media player asks for ranges: {ranged:?}"
+    );
+    assert!(
+        ranged.len() >= 2
+            && ranged
+                .iter()
+                .any(|&(_, bytes)| bytes <= total - seek_offset + 65_536),
+        "no range started near the seek target: {ranged:?}"
+    );
+}
