@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::trace::TraceLevel;
+
 /// Port used when `--port` is not given.
 pub const DEFAULT_PORT: u16 = 8888;
 
@@ -117,8 +119,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// See [`DEFAULT_SEND_TIMEOUT`].
     pub send_timeout: Duration,
-    /// Print each request head and state transition to stderr.
-    pub trace: bool,
+    /// What `--trace` prints to stderr.
+    pub trace: TraceLevel,
+    /// Where the live counters are served as JSON (`--stats-path`), if at all.
+    pub stats_path: Option<String>,
 }
 
 impl Config {
@@ -134,7 +138,8 @@ impl Config {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
-            trace: false,
+            trace: TraceLevel::Off,
+            stats_path: None,
         }
     }
 }

@@ -69,8 +69,10 @@ use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
 use crate::respond::{self, Answer, Env, FileSend, Site, StatusPage};
+use crate::stats::{STATE_NAMES, WorkerStats};
 use crate::sys;
 use crate::timer::TimerSlot;
+use crate::trace::{TraceLevel, Tracer};
 
 /// Largest count passed to one `sendfile` call (Linux caps each call at this).
 const MAX_SENDFILE_BYTES: usize = 0x7fff_f000;
@@ -114,10 +116,10 @@ pub struct Context {
     /// Set when the server is shutting down: responses close their
     /// connections, idle connections are closed.
     pub draining: bool,
-    /// Print request heads and state transitions to stderr.
-    pub trace: bool,
-    /// This worker's number, for traces.
-    pub worker_id: usize,
+    /// `--trace`: prints the steps of the loop, if asked.
+    pub tracer: Tracer,
+    /// This worker's counters.
+    pub stats: WorkerStats,
 }
 
 /// What a state handler decided.
@@ -161,6 +163,8 @@ struct Exchange {
     head_len: usize,
     /// Body bytes sent so far.
     body_bytes: u64,
+    /// Kept out of the access log and the counters (the stats page).
+    quiet: bool,
 }
 
 /// The connection's stage, with the data that stage needs.
@@ -244,6 +248,8 @@ pub struct Connection {
     socket: TcpStream,
     /// The client's address, for the access log.
     peer: IpAddr,
+    /// The slab key and token (for traces).
+    token: usize,
     /// The deadline of the current state (and the connection's serial).
     pub timer: TimerSlot,
     /// Readiness not used up yet.
@@ -262,12 +268,14 @@ impl Connection {
         socket: TcpStream,
         peer: IpAddr,
         serial: u64,
+        token: usize,
         timeouts: &Timeouts,
         clock: &Clock,
     ) -> Connection {
         Connection {
             socket,
             peer,
+            token,
             timer: TimerSlot::new(serial, clock.now() + timeouts.header),
             readiness: Readiness {
                 writable: true,
@@ -289,6 +297,21 @@ impl Connection {
         self.readiness.readable |= event.is_readable() || event.is_read_closed() || error;
         self.readiness.writable |= event.is_writable() || event.is_write_closed() || error;
         self.readiness.hangup |= event.is_read_closed();
+        self.trace(
+            ctx,
+            TraceLevel::Events,
+            format_args!(
+                "event{}{}{}{}",
+                if event.is_readable() { " readable" } else { "" },
+                if event.is_writable() { " writable" } else { "" },
+                if event.is_read_closed() {
+                    " read-closed"
+                } else {
+                    ""
+                },
+                if error { " error" } else { "" },
+            ),
+        );
         self.drive(ctx)
     }
 
@@ -303,7 +326,11 @@ impl Connection {
                 self.drive(ctx)
             }
             state => {
-                self.trace(ctx, format_args!("{} timed out", state.name()));
+                self.trace(
+                    ctx,
+                    TraceLevel::States,
+                    format_args!("{} timed out", state.name()),
+                );
                 self.state = state;
                 Outcome::Close
             }
@@ -379,7 +406,11 @@ impl Connection {
                     return Outcome::Open;
                 }
                 Transition::Close(state) => {
-                    self.trace(ctx, format_args!("{} -> closed", state.name()));
+                    self.trace(
+                        ctx,
+                        TraceLevel::States,
+                        format_args!("{} -> closed", state.name()),
+                    );
                     self.state = state;
                     return Outcome::Close;
                 }
@@ -389,7 +420,11 @@ impl Connection {
 
     /// Makes `next` the current state and starts its timeout.
     fn enter(&mut self, from: &str, next: State, ctx: &Context) {
-        self.trace(ctx, format_args!("{from} -> {}", next.name()));
+        self.trace(
+            ctx,
+            TraceLevel::States,
+            format_args!("{from} -> {}", next.name()),
+        );
         self.timer.deadline = ctx.clock.now() + next.timeout(&ctx.timeouts);
         self.state = next;
     }
@@ -439,7 +474,9 @@ impl Connection {
             // is room here.
             let spare = input.spare_mut();
             let wanted = spare.len();
-            match (&self.socket).read(spare) {
+            let result = (&self.socket).read(spare);
+            self.trace_io(ctx, "read", &result, wanted);
+            match result {
                 Ok(0) => {
                     self.readiness.eof = true;
                     self.readiness.readable = false;
@@ -550,15 +587,23 @@ impl Connection {
                     true,
                 ),
             };
-        if ctx.trace {
-            let head = &input.filled()[..consumed];
+        if ctx.tracer.shows(TraceLevel::Requests) {
+            let line = String::from_utf8_lossy(request_line.of(input.filled()));
             self.trace(
                 ctx,
-                format_args!(
-                    "request head:\n{}",
-                    String::from_utf8_lossy(head).trim_end()
-                ),
+                TraceLevel::Requests,
+                format_args!("request {line} -> {}", answer.status.code()),
             );
+            let head = String::from_utf8_lossy(&input.filled()[..consumed]);
+            let fields = head
+                .trim_end()
+                .lines()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join("\n      ");
+            if !fields.is_empty() {
+                self.trace(ctx, TraceLevel::States, format_args!("head  {fields}"));
+            }
         }
         let exchange = Exchange {
             request_line,
@@ -568,6 +613,7 @@ impl Connection {
             unread_input,
             head_len: answer.head_len,
             body_bytes: 0,
+            quiet: answer.quiet,
         };
         (exchange, answer.file_body)
     }
@@ -608,8 +654,11 @@ impl Connection {
             let unsent = &output[written..];
             // With a file to follow, MSG_MORE lets the head share its first
             // TCP segment with the body.
-            match sys::send(&self.socket, unsent, file_body.is_some()) {
+            let result = sys::send(&self.socket, unsent, file_body.is_some());
+            self.trace_io(ctx, "send", &result, unsent.len());
+            match result {
                 Ok(count) => {
+                    ctx.stats.bytes_sent += count as u64;
                     written += count;
                     if count < unsent.len() {
                         self.readiness.writable = false;
@@ -657,7 +706,9 @@ impl Connection {
                 .map_or(MAX_SENDFILE_BYTES, |n| n.min(MAX_SENDFILE_BYTES));
             // No short-write shortcut here: a short count may also mean the
             // file ended early, which only the next call (returning 0) tells.
-            match sys::sendfile(&self.socket, &body.file, &mut body.offset, count) {
+            let result = sys::sendfile(&self.socket, &body.file, &mut body.offset, count);
+            self.trace_io(ctx, "sendfile", &result, count);
+            match result {
                 Ok(0) => {
                     // The file shrank after we announced its length. The
                     // client would wait forever for the missing bytes; the
@@ -669,6 +720,7 @@ impl Connection {
                     });
                 }
                 Ok(sent) => {
+                    ctx.stats.bytes_sent += sent as u64;
                     body.remaining -= sent as u64;
                     exchange.body_bytes += sent as u64;
                     self.timer.deadline = ctx.clock.now() + ctx.timeouts.send;
@@ -733,19 +785,40 @@ impl Connection {
         Transition::Wait(State::Lingering)
     }
 
-    /// Prints one trace line (only with `--trace`).
-    fn trace(&self, ctx: &Context, what: std::fmt::Arguments<'_>) {
-        if ctx.trace {
-            eprintln!(
-                "[worker {} conn #{}] {what}",
-                ctx.worker_id, self.timer.serial
-            );
+    /// Traces a system call and its result (`--trace events`).
+    fn trace_io(&self, ctx: &Context, call: &str, result: &io::Result<usize>, asked: usize) {
+        if ctx.tracer.shows(TraceLevel::Events) {
+            let what = match result {
+                Ok(0) if call == "read" => "EOF".to_owned(),
+                Ok(done) if *done < asked && call != "sendfile" => {
+                    format!("{done} of {asked} bytes (short: drained)")
+                }
+                Ok(done) => format!("{done} of {asked} bytes"),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => "WouldBlock".to_owned(),
+                Err(error) => format!("error: {error}"),
+            };
+            self.trace(ctx, TraceLevel::Events, format_args!("{call} {what}"));
         }
+    }
+
+    /// Prints one trace line if `--trace` shows `level`.
+    fn trace(&self, ctx: &Context, level: TraceLevel, what: std::fmt::Arguments<'_>) {
+        ctx.tracer.line(level, self.timer.serial, self.token, what);
+    }
+
+    /// The index of the current state in [`STATE_NAMES`], for the counters.
+    pub fn state_index(&self) -> usize {
+        let name = self.state.name();
+        STATE_NAMES.iter().position(|&n| n == name).unwrap_or(0)
     }
 }
 
-/// Records the access-log line of an exchange.
+/// Records the access-log line of an exchange, and counts it.
 fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mut Context) {
+    if exchange.quiet {
+        return;
+    }
+    ctx.stats.count_response(exchange.status);
     let now = ctx.clock.now();
     ctx.log.record(
         &LogEntry {
@@ -766,7 +839,7 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpStream as StdTcpStream;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use mio::{Events, Interest, Poll, Token};
 
@@ -814,10 +887,10 @@ mod tests {
                     keepalive: Duration::from_secs(10),
                 },
                 draining: false,
-                trace: false,
-                worker_id: 0,
+                tracer: Tracer::new(TraceLevel::Off, Instant::now(), 0),
+                stats: WorkerStats::default(),
             };
-            let connection = Connection::new(socket, peer.ip(), 1, &ctx.timeouts, &ctx.clock);
+            let connection = Connection::new(socket, peer.ip(), 1, 0, &ctx.timeouts, &ctx.clock);
             Harness {
                 poll,
                 events: Events::with_capacity(16),

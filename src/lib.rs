@@ -16,8 +16,12 @@
 //! 6. [`log`] buffers the access-log line; the worker writes its buffer once
 //!    a second.
 //!
+//! Seeing it work: [`trace`] (`--trace`, the loop's steps, live) and
+//! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).
+//!
 //! Supporting pieces: [`config`] (every limit and timeout, documented),
-//! [`buffer`] (pooled buffers: idle connections hold none), [`clock`] (the
+//! [`buffer`] (pooled buffers: idle connections hold none), [`cache`] (small
+//! files in memory, invalidated by inotify), [`clock`] (the
 //! time, formatted once a second), [`sys`] (the only `unsafe`: `sendfile`,
 //! `openat2`, `send(MSG_MORE)`, `setrlimit`).
 //!
@@ -36,8 +40,10 @@ pub mod http;
 pub mod log;
 pub mod respond;
 pub mod server;
+pub mod stats;
 pub mod sys;
 pub mod timer;
+pub mod trace;
 pub mod worker;
 
 pub use config::{Config, LogTarget};

@@ -8,6 +8,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
+use mioserve::trace::TraceLevel;
+
+/// A stats path is an absolute URL path without query or fragment.
+fn parse_stats_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/') && !path.contains(['?', '#', ' ']) {
+        Ok(path.to_owned())
+    } else {
+        Err("must be an absolute path like /_stats".to_owned())
+    }
+}
 
 /// A static-file HTTP/1.1 server on a per-core epoll reactor.
 #[derive(Debug, Parser)]
@@ -53,9 +63,15 @@ struct Args {
     #[arg(long, default_value_t = config::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     send_timeout: u64,
 
-    /// Print each request head and state transition to stderr.
-    #[arg(long)]
-    trace: bool,
+    /// Print the event loop's steps to stderr: request lines, state
+    /// transitions too (the default level), or every event and system call.
+    #[arg(long, value_enum, num_args = 0..=1, default_value = "off", default_missing_value = "states", value_name = "LEVEL")]
+    trace: TraceLevel,
+
+    /// Serve the live counters as JSON at this path (e.g. /_stats); kept out
+    /// of the access log.
+    #[arg(long, value_name = "PATH", value_parser = parse_stats_path)]
+    stats_path: Option<String>,
 }
 
 impl Args {
@@ -76,6 +92,7 @@ impl Args {
         config.header_timeout = Duration::from_secs(self.header_timeout);
         config.send_timeout = Duration::from_secs(self.send_timeout);
         config.trace = self.trace;
+        config.stats_path = self.stats_path;
         config
     }
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::{CachedFile, FileCache, FileFacts, Freshness, MAX_CACHED_FILE_BYTES};
 use crate::files::{self, DocumentRoot, Lookup};
+use crate::stats::StatsBoard;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
@@ -37,6 +39,17 @@ pub struct Site {
     pub root: DocumentRoot,
     /// One small HTML page per status, indexed like [`Status::ALL`].
     pages: Vec<Box<[u8]>>,
+    /// The live counters, and the path they are served at, if any.
+    stats: Option<StatsEndpoint>,
+}
+
+/// `--stats-path`: where the counters are served, and the counters.
+#[derive(Debug)]
+struct StatsEndpoint {
+    /// The exact request path (before any query string).
+    path: Box<[u8]>,
+    /// Every worker's published counters.
+    board: Arc<StatsBoard>,
 }
 
 impl Site {
@@ -44,6 +57,14 @@ impl Site {
     /// `404.html` and `400.html` when it has them (read once, here), a
     /// generated page otherwise.
     pub fn open(root_path: &Path) -> io::Result<Site> {
+        Site::open_with_stats(root_path, None)
+    }
+
+    /// Like [`Site::open`], and serves `board` as JSON at `stats_path`.
+    pub fn open_with_stats(
+        root_path: &Path,
+        stats: Option<(&str, Arc<StatsBoard>)>,
+    ) -> io::Result<Site> {
         let root = DocumentRoot::open(root_path)?;
         let pages = Status::ALL
             .iter()
@@ -57,7 +78,11 @@ impl Site {
                     .into_boxed_slice()
             })
             .collect();
-        Ok(Site { root, pages })
+        let stats = stats.map(|(path, board)| StatsEndpoint {
+            path: path.as_bytes().into(),
+            board,
+        });
+        Ok(Site { root, pages, stats })
     }
 
     fn page(&self, status: Status) -> &[u8] {
@@ -98,6 +123,9 @@ pub struct Answer {
     pub head_len: usize,
     /// A file to send after the output buffer.
     pub file_body: Option<FileSend>,
+    /// Whether the exchange stays out of the access log and the counters
+    /// (the stats page itself).
+    pub quiet: bool,
 }
 
 /// Per-request facts that do not come from the request.
@@ -142,6 +170,11 @@ pub fn answer(
         Method::Unknown => return status_page(Status::NotImplemented, None, out),
     }
     let target = request.target.of(input);
+    if let Some(stats) = &site.stats
+        && files::split_target(target).0 == &*stats.path
+    {
+        return answer_stats(&stats.board, keep_alive, is_head, env, out);
+    }
     let form = match files::decode_path(target, scratch) {
         Ok(form) => form,
         Err(status) => return status_page(status, None, out),
@@ -250,6 +283,7 @@ impl StatusPage<'_> {
             keep_alive,
             head_len,
             file_body: None,
+            quiet: false,
         }
     }
 }
@@ -360,7 +394,38 @@ impl FileAnswer<'_> {
             keep_alive,
             head_len,
             file_body,
+            quiet: false,
         }
+    }
+}
+
+/// The live counters as JSON (`--stats-path`). Never cached by clients,
+/// never logged.
+fn answer_stats(
+    board: &StatsBoard,
+    keep_alive: bool,
+    is_head: bool,
+    env: Env<'_>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let mut json = Vec::new();
+    board.json(&mut json);
+    let mut head = HeadWriter::start(out, Status::Ok, env.date);
+    head.header("Content-Type", b"application/json");
+    head.header("Cache-Control", b"no-store");
+    head.header_display("Content-Length", json.len());
+    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.finish();
+    let head_len = out.len();
+    if !is_head {
+        out.extend_from_slice(&json);
+    }
+    Answer {
+        status: Status::Ok,
+        keep_alive,
+        head_len,
+        file_body: None,
+        quiet: true,
     }
 }
 

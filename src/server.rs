@@ -30,6 +30,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use mio::Waker;
 use socket2::{Domain, Socket, Type};
@@ -41,8 +42,14 @@ use crate::config::{Config, LISTEN_BACKLOG, LogTarget, RESERVED_FILE_DESCRIPTORS
 use crate::connection::{Context, Timeouts};
 use crate::log::AccessLog;
 use crate::respond::Site;
+use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
+use crate::trace::Tracer;
 use crate::worker::Worker;
+
+/// After SIGUSR1 asks the workers to publish their counters, how long the
+/// main thread waits before printing them.
+const STATS_REFRESH_WAIT: Duration = Duration::from_millis(50);
 
 /// A startup failure, printed by `main` as one line.
 #[derive(Debug)]
@@ -81,6 +88,7 @@ pub struct Server {
     workers: Vec<JoinHandle<io::Result<()>>>,
     wakers: Vec<Waker>,
     shutdown: Arc<AtomicBool>,
+    board: Arc<StatsBoard>,
 }
 
 impl Server {
@@ -88,13 +96,19 @@ impl Server {
     /// workers. Every error here is a configuration problem worth one clear
     /// line.
     pub fn start(config: &Config) -> Result<Server, StartError> {
-        let site = Site::open(&config.root).map_err(|error| {
+        let threads = config.threads.max(1);
+        let board = Arc::new(StatsBoard::new(threads));
+        let stats_endpoint = config
+            .stats_path
+            .as_deref()
+            .map(|path| (path, Arc::clone(&board)));
+        let site = Site::open_with_stats(&config.root, stats_endpoint).map_err(|error| {
             StartError::new(format!("cannot serve '{}'", config.root.display()), error)
         })?;
         let site = Arc::new(site);
         let open_files = sys::raise_open_files_limit()
             .map_err(|error| StartError::new("cannot read the open-files limit", error))?;
-        let threads = config.threads.max(1);
+        let started = Instant::now();
         let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
         let local_addr = listeners[0]
             .local_addr()
@@ -128,11 +142,18 @@ impl Server {
                     keepalive: config.keepalive_timeout,
                 },
                 draining: false,
-                trace: config.trace,
-                worker_id,
+                tracer: Tracer::new(config.trace, started, worker_id),
+                stats: WorkerStats::default(),
             };
-            let (worker, waker) = Worker::new(listener, ctx, per_worker, Arc::clone(&shutdown))
-                .map_err(|error| StartError::new("cannot create an event loop", error))?;
+            let (worker, waker) = Worker::new(
+                worker_id,
+                listener,
+                ctx,
+                per_worker,
+                Arc::clone(&shutdown),
+                Arc::clone(&board),
+            )
+            .map_err(|error| StartError::new("cannot create an event loop", error))?;
             let handle = std::thread::Builder::new()
                 .name(format!("mioserve-worker-{worker_id}"))
                 .spawn(move || worker.run())
@@ -145,6 +166,7 @@ impl Server {
             workers,
             wakers,
             shutdown,
+            board,
         })
     }
 
@@ -156,6 +178,21 @@ impl Server {
     /// The number of worker threads.
     pub fn workers(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Every worker's counters as a text table. Workers publish them once a
+    /// second; call [`Server::refresh_stats`] first for up-to-date figures.
+    pub fn stats_table(&self) -> String {
+        self.board.table()
+    }
+
+    /// Asks every worker to publish its counters now (they do so on their
+    /// next loop iteration, within milliseconds).
+    pub fn refresh_stats(&self) -> io::Result<()> {
+        for waker in &self.wakers {
+            waker.wake()?;
+        }
+        Ok(())
     }
 
     /// Stops gracefully: workers stop accepting, finish responses in flight,
@@ -176,14 +213,21 @@ impl Server {
         }
         result
     }
+
+    /// Stops like [`Server::shutdown`], then returns the final counters.
+    pub fn shutdown_with_stats(self) -> (io::Result<()>, String) {
+        let board = Arc::clone(&self.board);
+        (self.shutdown(), board.table())
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
 /// Prints the start line on stdout.
 pub fn run(config: &Config) -> Result<(), StartError> {
     // Handle the signals before anyone can learn our port and send one.
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])
-        .map_err(|error| StartError::new("cannot install signal handlers", error))?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGUSR1])
+            .map_err(|error| StartError::new("cannot install signal handlers", error))?;
     let server = Server::start(config)?;
     let mut stdout = io::stdout().lock();
     let _ = writeln!(
@@ -196,10 +240,21 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     );
     let _ = stdout.flush();
     drop(stdout);
-    let _ = signals.forever().next();
-    server
-        .shutdown()
-        .map_err(|error| StartError::new("a worker failed", error))
+    for signal in signals.forever() {
+        if signal != libc::SIGUSR1 {
+            break;
+        }
+        // SIGUSR1: the counters, as fresh as the workers can make them.
+        if server.refresh_stats().is_ok() {
+            std::thread::sleep(STATS_REFRESH_WAIT);
+        }
+        let report = format!("mioserve: counters\n{}", server.stats_table());
+        let _ = io::stderr().write_all(report.as_bytes());
+    }
+    let (result, table) = server.shutdown_with_stats();
+    let report = format!("mioserve: final counters\n{table}");
+    let _ = io::stderr().write_all(report.as_bytes());
+    result.map_err(|error| StartError::new("a worker failed", error))
 }
 
 /// Binds `count` listening sockets to `addr` as one `SO_REUSEPORT` group.

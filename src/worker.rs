@@ -48,7 +48,9 @@ use slab::Slab;
 
 use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL, SHUTDOWN_GRACE};
 use crate::connection::{Connection, Context, Outcome};
+use crate::stats::{StatsBoard, WorkerStats};
 use crate::timer::{Due, Timers};
+use crate::trace::TraceLevel;
 
 /// The listening socket's token. Slab keys count up from zero, so the top of
 /// the token space is free for the two non-connection sources.
@@ -56,6 +58,10 @@ const LISTENER: Token = Token(usize::MAX - 1);
 
 /// The token of the waker the main thread uses to announce shutdown.
 const WAKER: Token = Token(usize::MAX - 2);
+
+/// How often a worker copies its counters to the shared board (only when
+/// they changed).
+const STATS_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The token of the file cache's inotify descriptor.
 const FILE_CHANGES: Token = Token(usize::MAX - 3);
@@ -80,10 +86,10 @@ pub struct Worker {
     /// This worker's listener in the `SO_REUSEPORT` group; `None` once
     /// shutting down.
     listener: Option<TcpListener>,
+    /// This worker's number.
+    id: usize,
     /// Whether there may be connections to accept.
     accept: AcceptState,
-    /// How often accepting had to pause; only the first pause is reported.
-    accept_pauses: u64,
     /// Open connections; the key is the token.
     connections: Slab<Connection>,
     /// Most connections this worker holds at once; beyond it, new ones wait
@@ -99,16 +105,22 @@ pub struct Worker {
     shutdown: Arc<AtomicBool>,
     /// When a graceful shutdown stops waiting for responses in flight.
     drain_deadline: Option<Instant>,
+    /// Where this worker publishes its counters for others to read.
+    board: Arc<StatsBoard>,
+    /// The counters as last published, and when to publish again.
+    published: (WorkerStats, Instant),
 }
 
 impl Worker {
     /// Creates a worker around its listener, and the waker that interrupts
     /// its `poll` for shutdown.
     pub fn new(
+        id: usize,
         listener: StdTcpListener,
         ctx: Context,
         max_connections: usize,
         shutdown: Arc<AtomicBool>,
+        board: Arc<StatsBoard>,
     ) -> io::Result<(Worker, Waker)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -125,8 +137,8 @@ impl Worker {
         let worker = Worker {
             poll,
             listener: Some(listener),
+            id,
             accept: AcceptState::Pending,
-            accept_pauses: 0,
             connections: Slab::new(),
             max_connections,
             next_serial: 0,
@@ -134,6 +146,8 @@ impl Worker {
             ctx,
             shutdown,
             drain_deadline: None,
+            board,
+            published: (WorkerStats::default(), Instant::now()),
         };
         Ok((worker, waker))
     }
@@ -155,10 +169,13 @@ impl Worker {
             if events.iter().any(|event| event.token() == FILE_CHANGES) {
                 self.ctx.cache.apply_changes();
             }
+            let mut woken = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept = AcceptState::Pending,
-                    WAKER | FILE_CHANGES => {} // handled above and below
+                    // Shutdown or a request for the counters (SIGUSR1).
+                    WAKER => woken = true,
+                    FILE_CHANGES => {} // handled above
                     Token(key) => self.on_connection_event(key, event),
                 }
             }
@@ -169,6 +186,9 @@ impl Worker {
             }
             let now = self.ctx.clock.now();
             self.ctx.log.flush_if_due(now);
+            if woken || self.stats_due().is_some_and(|due| due <= now) {
+                self.publish_stats();
+            }
             if let Some(deadline) = self.drain_deadline
                 && (self.connections.is_empty() || now >= deadline)
             {
@@ -180,7 +200,28 @@ impl Worker {
             self.close(key);
         }
         self.ctx.log.flush();
+        self.publish_stats();
         Ok(())
+    }
+
+    /// When the counters should be published next: a second after the last
+    /// time, if they changed since.
+    fn stats_due(&self) -> Option<Instant> {
+        let (published, at) = &self.published;
+        let mut current = self.ctx.stats;
+        current.open = published.open;
+        (current != *published).then_some(*at + STATS_PUBLISH_INTERVAL)
+    }
+
+    /// Copies this worker's counters (and its connections by state) to the
+    /// board.
+    fn publish_stats(&mut self) {
+        let mut stats = self.ctx.stats;
+        for (_, connection) in &self.connections {
+            stats.open[connection.state_index()] += 1;
+        }
+        self.board.publish(self.id, &stats);
+        self.published = (stats, self.ctx.clock.now());
     }
 
     /// How long `poll` may sleep: until the earliest deadline of any kind,
@@ -194,6 +235,7 @@ impl Worker {
         [
             self.timers.next_due(),
             self.ctx.log.flush_due(),
+            self.stats_due(),
             backoff,
             self.drain_deadline,
         ]
@@ -245,6 +287,11 @@ impl Worker {
                     ) {
                         self.report(format_args!("cannot set up a connection: {error}"));
                     }
+                    self.ctx.stats.accepted += 1;
+                    self.ctx.tracer.worker_line(
+                        TraceLevel::Events,
+                        format_args!("accept #{} from {peer}", self.next_serial),
+                    );
                     self.next_serial += 1;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -259,10 +306,10 @@ impl Worker {
                 Err(error) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays
                     // readable, so retrying now would spin. Back off.
-                    if self.accept_pauses == 0 {
+                    if self.ctx.stats.accept_pauses == 0 {
                         self.report(format_args!("accept failed, pausing accepts: {error}"));
                     }
-                    self.accept_pauses += 1;
+                    self.ctx.stats.accept_pauses += 1;
                     self.accept = AcceptState::BackingOff(now + ACCEPT_BACKOFF);
                     return;
                 }
@@ -280,10 +327,13 @@ impl Worker {
             match connection.timer.judge(entry, now) {
                 Due::Stale => {}
                 Due::Postponed => self.timers.schedule(entry.key, &mut connection.timer),
-                Due::Expired => match connection.on_timeout(&mut self.ctx) {
-                    Outcome::Open => self.timers.schedule(entry.key, &mut connection.timer),
-                    Outcome::Close => self.close(entry.key),
-                },
+                Due::Expired => {
+                    self.ctx.stats.timeouts += 1;
+                    match connection.on_timeout(&mut self.ctx) {
+                        Outcome::Open => self.timers.schedule(entry.key, &mut connection.timer),
+                        Outcome::Close => self.close(entry.key),
+                    }
+                }
             }
         }
     }
@@ -319,7 +369,7 @@ impl Worker {
     }
 
     fn report(&self, what: std::fmt::Arguments<'_>) {
-        eprintln!("mioserve: worker {}: {what}", self.ctx.worker_id);
+        eprintln!("mioserve: worker {}: {what}", self.id);
     }
 }
 
@@ -350,6 +400,7 @@ fn add_connection(
         socket,
         peer.ip(),
         serial,
+        key,
         &ctx.timeouts,
         &ctx.clock,
     ));
