@@ -270,7 +270,7 @@ def wait_until_listening(server: Server, ready_line: tuple[Path, re.Pattern] | N
     raise RuntimeError(f"{server.name} did not start within {SERVER_START_TIMEOUT_S} s\n" + server.log_tail())
 
 
-def start_mioserve(threads: int, root: Path, tmp: Path) -> Server:
+def start_mioserve(threads: int, root: Path, tmp: Path, extra_args: list[str] | None = None) -> Server:
     name = f"mioserve-{threads}"
     port = free_port()
     stdout, stderr = tmp / f"{name}.stdout", tmp / f"{name}.stderr"
@@ -281,6 +281,7 @@ def start_mioserve(threads: int, root: Path, tmp: Path) -> Server:
         "--port", str(port),
         "--threads", str(threads),
         "--log", str(access_log),
+        *(extra_args or []),
     ]
     log(f"starting {name}: {' '.join(cmd)}")
     # stdout/stderr go to files, not pipes: a pipe nobody reads fills up and
@@ -299,7 +300,10 @@ def start_mioserve(threads: int, root: Path, tmp: Path) -> Server:
     return server
 
 
-def nginx_config(root: Path, tmp: Path, port: int, workers: int) -> str:
+def nginx_config(
+    root: Path, tmp: Path, port: int, workers: int,
+    worker_connections: int = 1024, rlimit_nofile: int | None = None,
+) -> str:
     """A static-file nginx tuned the way a careful operator would tune it.
 
     Everything nginx writes (pid, error log, access log, temp dirs) stays
@@ -309,13 +313,16 @@ def nginx_config(root: Path, tmp: Path, port: int, workers: int) -> str:
     # cannot read our 0700 temp dir. Outside root the directive is ignored
     # with a warning, so only emit it when it matters.
     user = "user root;\n" if os.geteuid() == 0 else ""
+    # benches/suite.py holds 10,000 idle connections, which needs more than
+    # the default descriptor limit and connection slots per worker.
+    rlimit = f"worker_rlimit_nofile {rlimit_nofile};\n" if rlimit_nofile else ""
     return f"""\
-{user}worker_processes {workers};
+{user}{rlimit}worker_processes {workers};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
 
 events {{
-    worker_connections 1024;
+    worker_connections {worker_connections};
 }}
 
 http {{
@@ -351,10 +358,11 @@ http {{
 """
 
 
-def start_nginx(nginx: str, root: Path, tmp: Path, workers: int) -> Server:
+def start_nginx(nginx: str, root: Path, tmp: Path, workers: int, **config) -> Server:
+    """Start a private nginx; `config` goes to `nginx_config` (connection limits)."""
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(nginx_config(root, tmp, port, workers))
+    conf.write_text(nginx_config(root, tmp, port, workers, **config))
     stdout, stderr, error_log = tmp / "nginx.stdout", tmp / "nginx.stderr", tmp / "nginx-error.log"
     # -p: prefix for relative paths; -e: error log used *before* the config is
     # read (otherwise nginx first tries /var/log/nginx/error.log);

@@ -285,11 +285,6 @@ impl Connection {
         }
     }
 
-    /// The socket, for registration with the worker's `Poll`.
-    pub fn socket_mut(&mut self) -> &mut TcpStream {
-        &mut self.socket
-    }
-
     /// Handles a readiness event: remembers what it says, then runs the
     /// state machine as far as it can go.
     pub fn on_event(&mut self, event: &Event, ctx: &mut Context) -> Outcome {
