@@ -34,43 +34,21 @@ impl LogLine {
     }
 }
 
-/// Parses one line, panicking (with the line) on any deviation from the format.
+/// Parses one line, panicking (with the line) on any deviation from the format
+/// ([`parse_access_line`] checks the shape; the timestamp is read here).
 fn parse_clf(line: &str) -> LogLine {
-    let bad = |why: &str| -> ! { panic!("malformed access-log line ({why}): {line:?}") };
-    let (client, rest) = line
-        .split_once(" - - [")
-        .unwrap_or_else(|| bad("no ` - - [`"));
-    if client.parse::<std::net::IpAddr>().is_err() {
-        bad("client is not an IP address");
-    }
-    let (stamp, rest) = rest.split_once("] \"").unwrap_or_else(|| bad("no `] \"`"));
-    let time = parse_clf_time(stamp).unwrap_or_else(|| bad("timestamp"));
-    let (request_line, rest) = rest
-        .rsplit_once("\" ")
-        .unwrap_or_else(|| bad("no closing quote"));
-    let mut fields = rest.split(' ');
-    let status = fields
-        .next()
-        .filter(|s| s.len() == 3)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| bad("status"));
-    let bytes = fields
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| bad("bytes"));
-    if fields.next().is_some() {
-        bad("trailing fields");
-    }
+    let parsed = parse_access_line(line);
+    let time = parse_clf_time(&parsed.stamp)
+        .unwrap_or_else(|| panic!("malformed access-log line (timestamp): {line:?}"));
     LogLine {
-        client: client.to_owned(),
+        client: parsed.client,
         time,
-        request_line: request_line.to_owned(),
-        status,
-        bytes,
+        request_line: parsed.request_line,
+        status: parsed.status,
+        bytes: parsed.bytes,
     }
 }
 
-/// `18/Apr/2023:08:32:14 +0000` → seconds since the epoch. Only `+0000` is accepted: the
 /// log is in UTC.
 fn parse_clf_time(stamp: &str) -> Option<u64> {
     let b = stamp.as_bytes();

@@ -883,6 +883,8 @@ fn parse_status_line(line: &str) -> u16 {
 #[derive(Debug)]
 pub struct AccessLine {
     pub client: String,
+    /// Between the brackets: `18/Apr/2023:08:32:14 +0000`.
+    pub stamp: String,
     /// Between the quotes, as logged.
     pub request_line: String,
     pub status: u16,
@@ -932,6 +934,7 @@ pub fn parse_access_line(line: &str) -> AccessLine {
     }
     AccessLine {
         client: client.to_owned(),
+        stamp: stamp.to_owned(),
         request_line: request_line.to_owned(),
         status,
         bytes,

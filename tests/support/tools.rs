@@ -14,7 +14,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
     let group = GroupGuard::new(&child);
     let stdout = collect(child.stdout.take().expect("piped stdout"));
     let stderr = collect(child.stderr.take().expect("piped stderr"));
-    let status = wait_deadline(&mut child, limit);
+    let status = super::wait_timeout(&mut child, limit);
     // The program is done (or about to be killed); anything it left behind in its group,
     // such as a browser's helper processes, goes with it, which also closes the pipes.
     drop(group);
@@ -120,20 +120,6 @@ impl Drop for GroupGuard {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// Waits for `child` to exit, at most `limit`; `None` if it is still running.
-pub fn wait_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 
