@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::tools::{parse_raw_response, require, run, run_ok, tail};
+use support::tools::{
+    assert_curl_reused_one_connection, parse_raw_response, require, run, run_ok, tail,
+};
 use support::*;
 
 /// How long one client run may take. The load tools run for a few seconds; everything else
@@ -169,15 +171,7 @@ fn curl_over_http_1_0_and_with_connection_reuse() {
         &url(&server, "/index.html"),
     ]);
     let log = text(&out.stderr);
-    assert_eq!(
-        log.matches("* Connected to").count(),
-        1,
-        "curl connected more than once: {log}"
-    );
-    assert!(
-        log.contains("Re-using existing connection"),
-        "curl did not reuse its connection: {log}"
-    );
+    assert_curl_reused_one_connection(&log);
 
     let lines = server.wait_for_log(|lines| lines.len() >= 3);
     let got: Vec<_> = lines

@@ -16,7 +16,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::netns::{Netns, VethLink};
-use support::tools::{require, run, run_ok, sha256_file, skip, tail};
+use support::tools::{
+    assert_curl_reused_one_connection, require, run, run_ok, sha256_file, skip, tail,
+};
 use support::*;
 
 /// How long one curl run may take (the 20 MiB download included).
@@ -98,15 +100,7 @@ fn pages_cross_the_link_over_one_kept_alive_connection_and_the_log_names_the_cli
         bodies,
         [content("hello.txt"), content("sub/page.html")].concat()
     );
-    assert_eq!(
-        log.matches("* Connected to").count(),
-        1,
-        "curl connected more than once: {log}"
-    );
-    assert!(
-        log.contains("Re-using existing connection"),
-        "curl did not reuse its connection: {log}"
-    );
+    assert_curl_reused_one_connection(&log);
 
     // Every request is logged with the other namespace's address. (Each worker flushes its
     // own lines, so lines of different connections may appear in either order.)

@@ -223,3 +223,16 @@ pub fn skip(test: &str, reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
 }
+
+/// Checks `curl -v` output: one connection, reused for every URL.
+pub fn assert_curl_reused_one_connection(verbose_log: &str) {
+    assert_eq!(
+        verbose_log.matches("* Connected to").count(),
+        1,
+        "curl connected more than once: {verbose_log}"
+    );
+    assert!(
+        verbose_log.contains("Re-using existing connection"),
+        "curl did not reuse its connection: {verbose_log}"
+    );
+}
