@@ -401,11 +401,9 @@ impl Connection {
                     return Outcome::Open;
                 }
                 Transition::Close(state) => {
-                    self.trace(
-                        ctx,
-                        TraceLevel::States,
-                        format_args!("{} -> closed", state.name()),
-                    );
+                    // `from`, not `state`: a handler that closes after a
+                    // finished response hands back an empty `Idle` to clean up.
+                    self.trace(ctx, TraceLevel::States, format_args!("{from} -> closed"));
                     self.state = state;
                     return Outcome::Close;
                 }
@@ -490,6 +488,11 @@ impl Connection {
                         // A spurious wake-up: nothing arrived after all. Wait
                         // without holding a buffer (the deadline stays).
                         ctx.pool.put_input(input);
+                        self.trace(
+                            ctx,
+                            TraceLevel::States,
+                            format_args!("ReadingRequest -> Idle (nothing to read)"),
+                        );
                         return Transition::Wait(State::Idle);
                     }
                     unparsed = false;
@@ -783,9 +786,13 @@ impl Connection {
     /// Traces a system call and its result (`--trace events`).
     fn trace_io(&self, ctx: &Context, call: &str, result: &io::Result<usize>, asked: usize) {
         if ctx.tracer.shows(TraceLevel::Events) {
+            // A short read or send means "drained" (epoll(7)), except a
+            // short sendfile (the file may have ended) and a read after the
+            // peer hung up (we read on to EOF).
+            let short_means_drained = call == "send" || (call == "read" && !self.readiness.hangup);
             let what = match result {
                 Ok(0) if call == "read" => "EOF".to_owned(),
-                Ok(done) if *done < asked && call != "sendfile" => {
+                Ok(done) if *done < asked && short_means_drained => {
                     format!("{done} of {asked} bytes (short: drained)")
                 }
                 Ok(done) => format!("{done} of {asked} bytes"),

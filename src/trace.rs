@@ -2,12 +2,15 @@
 //! how it works.
 //!
 //! ```text
-//!   0.412345 w0 #7 t3  event readable
-//!   0.412351 w0 #7 t3  read 78 bytes (drained: short read)
-//!   0.412360 w0 #7 t3  request GET /index.html HTTP/1.1 -> 200
-//!   0.412362 w0 #7 t3  ReadingRequest -> WritingResponse
-//!   0.412380 w0 #7 t3  send 1257 of 1257 bytes
-//!   0.412383 w0 #7 t3  WritingResponse -> Idle
+//!    0.511023 w0  accept #7 from 127.0.0.1:46378
+//!    0.511110 w0 #7 t3  event readable writable
+//!    0.511133 w0 #7 t3  Idle -> ReadingRequest
+//!    0.511145 w0 #7 t3  read 79 of 8192 bytes (short: drained)
+//!    0.511389 w0 #7 t3  request GET / HTTP/1.1 -> 200
+//!    0.511410 w0 #7 t3  head  Host: 127.0.0.1:8888
+//!    0.511414 w0 #7 t3  ReadingRequest -> WritingResponse
+//!    0.511463 w0 #7 t3  send 1244 of 1244 bytes
+//!    0.511468 w0 #7 t3  WritingResponse -> Idle
 //! ```
 //! Columns: seconds since the server started (monotonic clock), worker, the
 //! connection's serial number (unique within its worker), its token (slab

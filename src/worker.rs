@@ -172,7 +172,12 @@ impl Worker {
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept = AcceptState::Pending,
+                    // While backing off, the back-off's end retries accept;
+                    // new arrivals must not cut it short.
+                    LISTENER if !matches!(self.accept, AcceptState::BackingOff(_)) => {
+                        self.accept = AcceptState::Pending;
+                    }
+                    LISTENER => {}
                     // Shutdown or a request for the counters (SIGUSR1).
                     WAKER => woken = true,
                     FILE_CHANGES => {} // handled above
@@ -195,8 +200,13 @@ impl Worker {
                 break;
             }
         }
+        // The shutdown grace is over: close what is still open.
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
+            self.ctx.tracer.worker_line(
+                TraceLevel::States,
+                format_args!("t{key} closed: shutdown grace over"),
+            );
             self.close(key);
         }
         self.ctx.log.flush();
@@ -286,12 +296,13 @@ impl Worker {
                         self.next_serial,
                     ) {
                         self.report(format_args!("cannot set up a connection: {error}"));
+                    } else {
+                        self.ctx.stats.accepted += 1;
+                        self.ctx.tracer.worker_line(
+                            TraceLevel::Events,
+                            format_args!("accept #{} from {peer}", self.next_serial),
+                        );
                     }
-                    self.ctx.stats.accepted += 1;
-                    self.ctx.tracer.worker_line(
-                        TraceLevel::Events,
-                        format_args!("accept #{} from {peer}", self.next_serial),
-                    );
                     self.next_serial += 1;
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
