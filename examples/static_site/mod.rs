@@ -1,0 +1,172 @@
+//! What the four rungs share, so that they differ only in how they juggle
+//! connections: parse one request head with `httparse` and answer it from the
+//! repo's demo site, `htdocs/`. Every rung says the same bytes on the wire;
+//! `diff` two rungs and you see only the concurrency model change.
+//!
+//! It is deliberately small, and each shortcut has a grown-up version in
+//! mioserve: the whole file is read into memory for every request
+//! (`src/cache.rs` keeps small files, `src/connection.rs` sends large ones
+//! with `sendfile`); only flat file names are served (`src/files.rs` decodes
+//! paths and confines them with `openat2`); the checks are minimal
+//! (`src/http/request.rs` enforces `Host`, framing, versions and limits).
+
+// Rung 1 closes after every answer, so it never reads `consumed` or
+// `keep_alive`; the other rungs use everything.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::SystemTime;
+
+/// The site, located from the crate root so the examples run from anywhere.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/htdocs");
+
+/// A request head still incomplete at this size is answered `400` and the
+/// connection closed, so one client cannot make us buffer without bound.
+/// (mioserve answers `431`: `src/config.rs`.)
+const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
+
+/// Header fields we make room for; a request with more is a `400`.
+const MAX_HEADER_FIELDS: usize = 32;
+
+/// The media type of our own short messages.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// What the bytes received so far amount to.
+pub enum Parsed {
+    /// Not a whole head yet: read more. "Need more bytes" is not an error.
+    Partial,
+    /// A whole head (or hopeless garbage), and the answer to it.
+    Complete(Answer),
+}
+
+/// The answer to one request.
+pub struct Answer {
+    /// The response, head and body, ready to write.
+    pub bytes: Vec<u8>,
+    /// Input bytes the request took; a pipelined request starts after them.
+    pub consumed: usize,
+    /// Whether the connection may carry another request after this one.
+    pub keep_alive: bool,
+}
+
+/// Parses the head at the start of `input` and answers it. With
+/// `keep_alive_allowed` false, every response says `Connection: close`.
+pub fn answer(input: &[u8], keep_alive_allowed: bool) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADER_FIELDS];
+    let mut request = httparse::Request::new(&mut fields);
+    let consumed = match request.parse(input) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() < MAX_REQUEST_HEAD_BYTES => {
+            return Parsed::Partial;
+        }
+        // Malformed, or too long to ever finish. We cannot tell where a next
+        // request would start, so this answer also ends the connection.
+        _ => return Parsed::Complete(bad_request(input.len())),
+    };
+    let field = |name: &str| {
+        let mut named = request
+            .headers
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case(name));
+        named.next().map(|f| f.value)
+    };
+    // We never read request bodies: after answering a request that has one,
+    // close, so its bytes are never mistaken for the next request.
+    let has_body = field("transfer-encoding").is_some()
+        || field("content-length").is_some_and(|length| length != b"0");
+    // RFC 9112 §9.3: HTTP/1.1 stays open unless "close"; 1.0 closes unless
+    // "keep-alive".
+    let wants_keep_alive = match request.version {
+        Some(1) => !has_option(field("connection"), "close"),
+        _ => has_option(field("connection"), "keep-alive"),
+    };
+    let keep_alive = keep_alive_allowed && wants_keep_alive && !has_body;
+    let (status, kind, body) = match (request.method, request.path.and_then(file_name)) {
+        // Any failure to read is a 404 here; mioserve maps each errno to its
+        // status (`status_for_error` in `src/files.rs`).
+        (Some("GET" | "HEAD"), Some(name)) => match std::fs::read(format!("{ROOT}/{name}")) {
+            Ok(body) => ("200 OK", content_type(name), body),
+            Err(_) => ("404 Not Found", TEXT, b"Not found\n".to_vec()),
+        },
+        (Some("GET" | "HEAD"), None) => ("404 Not Found", TEXT, b"Not found\n".to_vec()),
+        // RFC 9110 §15.6.2. (mioserve says 405 and `Allow` to methods it knows.)
+        _ => ("501 Not Implemented", TEXT, b"GET or HEAD\n".to_vec()),
+    };
+    let head_only = request.method == Some("HEAD");
+    let bytes = response(status, kind, &body, head_only, keep_alive);
+    Parsed::Complete(Answer {
+        bytes,
+        consumed,
+        keep_alive,
+    })
+}
+
+/// The answer to a request we cannot parse: `400`, then close.
+fn bad_request(consumed: usize) -> Answer {
+    Answer {
+        bytes: response("400 Bad Request", TEXT, b"Bad request\n", false, false),
+        consumed,
+        keep_alive: false,
+    }
+}
+
+/// The file a request path names, or `None`. Only one path segment of plain
+/// characters, not starting with a dot, is accepted: no `/`, no `..`, so the
+/// name can never leave `htdocs/` (which is flat).
+fn file_name(path: &str) -> Option<&str> {
+    let name = path.split('?').next()?.strip_prefix('/')?;
+    if name.is_empty() {
+        return Some("index.html");
+    }
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    (plain && !name.starts_with('.')).then_some(name)
+}
+
+/// Whether a comma-separated `Connection` value lists `option`.
+fn has_option(value: Option<&[u8]>, option: &str) -> bool {
+    value.is_some_and(|value| {
+        (value.split(|&b| b == b','))
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(option.as_bytes()))
+    })
+}
+
+/// The media type, from the extensions the demo site uses.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A whole response: status line, the fields every response carries, body.
+fn response(status: &str, kind: &str, body: &[u8], head_only: bool, keep_alive: bool) -> Vec<u8> {
+    let date = httpdate::fmt_http_date(SystemTime::now());
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let length = body.len();
+    let mut bytes = format!(
+        "HTTP/1.1 {status}\r\nDate: {date}\r\nServer: mioserve-example\r\n\
+         Content-Type: {kind}\r\nContent-Length: {length}\r\nConnection: {connection}\r\n\r\n"
+    )
+    .into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(body);
+    }
+    bytes
+}
+
+/// 127.0.0.1 and the port given as the first argument, or `default_port`.
+/// A bad argument ends the program with one line on stderr.
+pub fn address_from_args(default_port: u16) -> SocketAddr {
+    let port = match std::env::args().nth(1) {
+        None => default_port,
+        Some(arg) => arg.parse().unwrap_or_else(|_| {
+            eprintln!("usage: cargo run --example NAME -- [PORT]  ('{arg}' is not a port)");
+            std::process::exit(2)
+        }),
+    };
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
