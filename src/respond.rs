@@ -360,9 +360,13 @@ impl FileAnswer<'_> {
             FileBody::Cached(cached) => head.fields(&cached.fields),
             FileBody::Disk(_) => facts.write_fields(&mut head),
         }
-        // For HEAD and 304 this is the length a GET would have received, which
-        // RFC 9110 §8.6 allows (and caches use).
-        head.header_display("Content-Length", len);
+        // For HEAD this is the length a GET would have received (RFC 9110
+        // §8.6). A 304 states none: the RFC allows either, but load
+        // generators such as wrk read a stated length on a 304 as a body to
+        // wait for, and nginx omits it too.
+        if status != Status::NotModified {
+            head.header_display("Content-Length", len);
+        }
         if status == Status::PartialContent {
             head.header_display(
                 "Content-Range",
