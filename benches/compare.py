@@ -741,7 +741,10 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated, run in this order each round; mioserve-N means --threads N",
     )
     p.add_argument("--nginx-workers", type=int, default=os.cpu_count() or 1, help="nginx worker_processes")
-    p.add_argument("--csv", default=str(REPO_ROOT / "docs" / "bench-results.csv"), help="raw results file")
+    p.add_argument(
+        "--csv", default=str(REPO_ROOT / "docs" / "bench-results-compare.csv"),
+        help="raw results file (benches/suite.py owns docs/bench-results.csv)",
+    )
     p.add_argument("--no-build", action="store_true", help="skip cargo build --release")
     p.add_argument(
         "--quiet-wait", type=float, default=15.0,
