@@ -215,12 +215,17 @@ impl Worker {
     }
 
     /// When the counters should be published next: a second after the last
-    /// time, if they changed since.
+    /// time, if anything happened since (every event that changes a counter
+    /// also accepts, answers, sends or times out something, so four
+    /// counters tell).
     fn stats_due(&self) -> Option<Instant> {
         let (published, at) = &self.published;
-        let mut current = self.ctx.stats;
-        current.open = published.open;
-        (current != *published).then_some(*at + STATS_PUBLISH_INTERVAL)
+        let current = &self.ctx.stats;
+        let changed = current.accepted != published.accepted
+            || current.bytes_sent != published.bytes_sent
+            || current.timeouts != published.timeouts
+            || current.accept_pauses != published.accept_pauses;
+        changed.then_some(*at + STATS_PUBLISH_INTERVAL)
     }
 
     /// Copies this worker's counters (and its connections by state) to the
