@@ -34,69 +34,44 @@
 
 mod static_site;
 
-use std::io::ErrorKind::{Interrupted, WouldBlock};
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Poll, Token, net::TcpListener, net::TcpStream};
 use slab::Slab;
-
-use static_site::Parsed;
+use static_site::{EVENTS_PER_POLL, LISTENER, Parsed, Transfer, accept_all, read_some, write_some};
+use std::io;
 
 /// Where rung 3 listens unless the command line says otherwise.
 const DEFAULT_PORT: u16 = 8083;
-/// The listener's token. Slab keys count up from 0 and never get this high.
-const LISTENER: Token = Token(usize::MAX);
-/// Readiness events taken from the kernel per `poll`.
-const EVENTS_PER_POLL: usize = 1024;
 /// Each connection's request buffer, allocated at accept, kept until close.
 const REQUEST_BUFFER_BYTES: usize = 8 * 1024;
-/// Bytes asked for per `read`.
-const READ_CHUNK_BYTES: usize = 4096;
 
-/// One client. What it is doing is spread over fields that must agree.
+/// One client. What it is doing is spread over fields that must agree:
+/// `response` is `Some` while writing (else we are reading into `request`),
+/// `written` counts the bytes of it the kernel has taken, and `closing` says
+/// to close once it is all written.
 struct Connection {
-    /// The nonblocking socket, registered under this connection's slab key.
     socket: TcpStream,
-    /// Bytes of the request being read; its capacity stays between requests.
     request: Vec<u8>,
-    /// The answer being written: `Some` means "writing", `None` "reading".
     response: Option<Vec<u8>>,
-    /// Bytes of `response` the kernel has taken so far.
     written: usize,
-    /// Close once `response` is written.
     closing: bool,
 }
 
 fn main() {
-    let address = static_site::address_from_args(DEFAULT_PORT);
-    if let Err(error) = run(address) {
-        eprintln!("3_mio_loop: {address}: {error}");
-        std::process::exit(1);
-    }
+    static_site::serve("3_mio_loop", DEFAULT_PORT, run);
 }
 
-/// The event loop. Only setting up and `poll` can fail it: whatever a client
-/// does wrong closes that client's connection and nothing else.
-fn run(address: SocketAddr) -> io::Result<()> {
-    let mut poll = Poll::new()?;
-    let mut listener = TcpListener::bind(address)?;
-    let registry = poll.registry();
-    registry.register(&mut listener, LISTENER, Interest::READABLE)?;
+/// The event loop. `static_site::serve` has registered the listener with
+/// `poll`. Only `poll` can fail it: whatever a client does wrong closes that
+/// client's connection and nothing else.
+fn run(mut poll: Poll, listener: TcpListener) -> io::Result<()> {
     let mut connections = Slab::new();
     let mut events = Events::with_capacity(EVENTS_PER_POLL);
-    eprintln!("3_mio_loop: pid {}, http://{address}/", std::process::id());
     loop {
         // Sleep until some socket is ready. No timeout: there are no timers.
-        match poll.poll(&mut events, None) {
-            Ok(()) => {}
-            Err(error) if error.kind() == Interrupted => continue,
-            Err(error) => return Err(error),
-        }
+        static_site::wait(&mut poll, &mut events)?;
         for event in events.iter() {
             match event.token() {
-                LISTENER => accept_all(&listener, poll.registry(), &mut connections),
+                LISTENER => accept_all(&listener, &poll, &mut connections, Connection::new),
                 Token(key) => {
                     // The connection may have closed earlier in this batch;
                     // its slot may even hold a newer one, for which the event
@@ -110,46 +85,26 @@ fn run(address: SocketAddr) -> io::Result<()> {
     }
 }
 
-/// Accepts until the listen queue is empty: the listener is edge-triggered too.
-fn accept_all(listener: &TcpListener, registry: &Registry, connections: &mut Slab<Connection>) {
-    loop {
-        let mut socket = match listener.accept() {
-            Ok((socket, _peer)) => socket,
-            Err(error) if error.kind() == WouldBlock => return,
-            Err(error) if error.kind() == Interrupted => continue,
-            Err(error) => return eprintln!("3_mio_loop: accept: {error}"),
-        };
-        let entry = connections.vacant_entry();
-        // Both directions, once: an edge-triggered interest costs nothing
-        // until an edge happens, so we never need epoll_ctl again.
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(error) = registry.register(&mut socket, Token(entry.key()), interest) {
-            eprintln!("3_mio_loop: register: {error}");
-            continue;
-        }
-        let request = Vec::with_capacity(REQUEST_BUFFER_BYTES);
-        let (response, written, closing) = (None, 0, false);
-        entry.insert(Connection {
-            socket,
-            request,
-            response,
-            written,
-            closing,
-        });
-    }
-}
-
 impl Connection {
+    /// A new connection is reading, into a buffer it keeps for life.
+    fn new(socket: TcpStream) -> Self {
+        Connection {
+            socket,
+            request: Vec::with_capacity(REQUEST_BUFFER_BYTES),
+            response: None,
+            written: 0,
+            closing: false,
+        }
+    }
+
     /// Makes all the progress the socket allows. `false`: close me.
     fn on_ready(&mut self) -> bool {
         loop {
             if let Some(response) = &self.response {
-                match self.socket.write(&response[self.written..]) {
-                    Ok(0) => return false,
-                    Ok(count) => self.written += count,
-                    Err(e) if e.kind() == WouldBlock => return true, // send buffer full
-                    Err(e) if e.kind() == Interrupted => continue,
-                    Err(_) => return false,
+                match write_some(&mut self.socket, &response[self.written..]) {
+                    Transfer::Bytes(count) => self.written += count,
+                    Transfer::WouldBlock => return true, // send buffer full: wait
+                    Transfer::Closed => return false,
                 }
                 if self.written == response.len() {
                     if self.closing {
@@ -169,13 +124,10 @@ impl Connection {
                 self.closing = !answer.keep_alive;
                 continue; // write at once: the send buffer very likely has room
             }
-            let mut chunk = [0; READ_CHUNK_BYTES];
-            match self.socket.read(&mut chunk) {
-                Ok(0) => return false, // EOF: the client is done, or gave up
-                Ok(count) => self.request.extend_from_slice(&chunk[..count]),
-                Err(e) if e.kind() == WouldBlock => return true, // drained
-                Err(e) if e.kind() == Interrupted => {}
-                Err(_) => return false,
+            match read_some(&mut self.socket, &mut self.request) {
+                Transfer::Bytes(_) => {}
+                Transfer::WouldBlock => return true, // drained: wait for the next edge
+                Transfer::Closed => return false,    // EOF: the client is done, or gave up
             }
         }
     }

@@ -1,7 +1,11 @@
 //! What the four rungs share, so that they differ only in how they juggle
 //! connections: parse one request head with `httparse` and answer it from the
 //! repo's demo site, `htdocs/`. Every rung says the same bytes on the wire;
-//! `diff` two rungs and you see only the concurrency model change.
+//! `diff` two rungs and you see only the concurrency model change. Rungs 3
+//! and 4 also share the plumbing around their event loops (`serve` binds and
+//! registers the listener, `wait` polls, `accept_all` accepts, `read_some` and
+//! `write_some` retry `EINTR` and say what came of it as a `Transfer`), so
+//! each of them shows only its loop and what a connection is.
 //!
 //! It is deliberately small, and each shortcut has a grown-up version in
 //! mioserve: the whole file is read into memory for every request
@@ -11,11 +15,16 @@
 //! (`src/http/request.rs` enforces `Host`, framing, versions and limits).
 
 // Rung 1 closes after every answer, so it never reads `consumed` or
-// `keep_alive`; the other rungs use everything.
+// `keep_alive`; rungs 1 and 2 use none of the `mio` helpers.
 #![allow(dead_code)]
 
+use std::io::{self, ErrorKind::Interrupted, ErrorKind::WouldBlock, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
 
 /// The site, located from the crate root so the examples run from anywhere.
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/htdocs");
@@ -27,6 +36,12 @@ const MAX_REQUEST_HEAD_BYTES: usize = 8 * 1024;
 
 /// Header fields we make room for; a request with more is a `400`.
 const MAX_HEADER_FIELDS: usize = 32;
+
+/// Bytes asked for per `read` by [`read_some`].
+const READ_CHUNK_BYTES: usize = 4096;
+
+/// Readiness events rungs 3 and 4 take from the kernel per `poll`.
+pub const EVENTS_PER_POLL: usize = 1024;
 
 /// The media type of our own short messages.
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -169,4 +184,118 @@ pub fn address_from_args(default_port: u16) -> SocketAddr {
         }),
     };
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+// Below: the plumbing rungs 3 and 4 share around their event loops.
+
+/// The listener's token in rungs 3 and 4. Slab keys count up from 0 and never
+/// get this high.
+pub const LISTENER: Token = Token(usize::MAX);
+
+/// Rungs 3 and 4: binds a nonblocking listener to [`address_from_args`],
+/// registers it with a new `Poll` under [`LISTENER`] (readable: a connection
+/// is waiting) and runs `event_loop`. If any of it fails (in the loop, only
+/// `poll` can), says so in one line and exits with 1.
+pub fn serve(name: &str, default_port: u16, event_loop: fn(Poll, TcpListener) -> io::Result<()>) {
+    let address = address_from_args(default_port);
+    let result = TcpListener::bind(address).and_then(|mut listener| {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        eprintln!("{name}: pid {}, http://{address}/", std::process::id());
+        event_loop(poll, listener)
+    });
+    if let Err(error) = result {
+        eprintln!("{name}: {address}: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// Rungs 3 and 4: sleeps until some socket is ready, filling `events`. A
+/// signal interrupting the sleep is no error: sleep again.
+pub fn wait(poll: &mut Poll, events: &mut Events) -> io::Result<()> {
+    loop {
+        match poll.poll(events, None) {
+            Err(error) if error.kind() == Interrupted => continue,
+            result => return result,
+        }
+    }
+}
+
+/// What one nonblocking `read` or `write` came to, for rungs 3 and 4.
+pub enum Transfer {
+    /// This many bytes moved (never 0).
+    Bytes(usize),
+    /// The kernel saying "not ready after all": nothing to read (drained) or
+    /// no room to write (send buffer full). Wait for the next event.
+    WouldBlock,
+    /// EOF, or an error: the connection is over either way.
+    Closed,
+}
+
+impl From<io::Result<usize>> for Transfer {
+    fn from(result: io::Result<usize>) -> Self {
+        match result {
+            Ok(0) => Transfer::Closed,
+            Ok(count) => Transfer::Bytes(count),
+            Err(error) if error.kind() == WouldBlock => Transfer::WouldBlock,
+            Err(_) => Transfer::Closed,
+        }
+    }
+}
+
+/// Rungs 3 and 4: one `read` of up to [`READ_CHUNK_BYTES`], appended to
+/// `buf`; retried if a signal interrupts it.
+pub fn read_some(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Transfer {
+    let mut chunk = [0; READ_CHUNK_BYTES];
+    let result = loop {
+        match socket.read(&mut chunk) {
+            Err(error) if error.kind() == Interrupted => continue,
+            result => break result,
+        }
+    };
+    if let Ok(count) = result {
+        buf.extend_from_slice(&chunk[..count]);
+    }
+    Transfer::from(result)
+}
+
+/// Rungs 3 and 4: one `write` of `bytes`; retried if a signal interrupts it.
+pub fn write_some(socket: &mut TcpStream, bytes: &[u8]) -> Transfer {
+    loop {
+        match socket.write(bytes) {
+            Err(error) if error.kind() == Interrupted => continue,
+            result => break Transfer::from(result),
+        }
+    }
+}
+
+/// Rungs 3 and 4: accepts until the listen queue is empty (the listener is
+/// edge-triggered too) and registers each socket under its slab key, which is
+/// thus its `Token`. A failed accept or register costs that connection only.
+pub fn accept_all<C>(
+    listener: &TcpListener,
+    poll: &Poll,
+    connections: &mut Slab<C>,
+    new_connection: fn(TcpStream) -> C,
+) {
+    loop {
+        let mut socket = match listener.accept() {
+            Ok((socket, _peer)) => socket,
+            Err(error) if error.kind() == WouldBlock => return,
+            Err(error) if error.kind() == Interrupted => continue,
+            Err(error) => return eprintln!("accept: {error}"),
+        };
+        let entry = connections.vacant_entry();
+        // Both directions, once: an edge-triggered interest costs nothing
+        // until an edge happens, so we never need epoll_ctl again.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match poll
+            .registry()
+            .register(&mut socket, Token(entry.key()), interest)
+        {
+            Ok(()) => _ = entry.insert(new_connection(socket)),
+            Err(error) => eprintln!("register: {error}"),
+        }
+    }
 }
