@@ -407,6 +407,23 @@ def stop_server(server: Server) -> None:
 # --------------------------------------------------------------------------
 
 
+def stop_all(servers: dict[str, Server], tmp: Path, keep_tmp: bool) -> None:
+    """Stops every server, reports its exit status and access-log line count,
+    and removes the temporary directory unless asked to keep it."""
+    for server in servers.values():
+        stop_server(server)
+    for name, server in servers.items():
+        count = "?"
+        if server.access_log and server.access_log.exists():
+            with open(server.access_log, "rb") as f:
+                count = f"{sum(1 for _ in f):,}"
+        log(f"{name} stopped, exit status {server.exit_code}, access log lines {count}")
+    if keep_tmp:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_server(server: Server, files: dict[str, bytes]) -> list[str]:
     """Fetch every fixture and a missing path; return a list of problems.
 
@@ -850,18 +867,7 @@ def main() -> int:
                         break
                 results[name].append(r)
     finally:
-        for server in servers.values():
-            stop_server(server)
-        for name, server in servers.items():
-            count = "?"
-            if server.access_log and server.access_log.exists():
-                with open(server.access_log, "rb") as f:
-                    count = f"{sum(1 for _ in f):,}"
-            log(f"{name} stopped, exit status {server.exit_code}, access log lines {count}")
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(servers, tmp, args.keep_tmp)
 
     csv_path = Path(args.csv)
     csv_path.parent.mkdir(parents=True, exist_ok=True)

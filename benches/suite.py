@@ -804,18 +804,7 @@ def main() -> int:
                 log(f"syscalls {name}: {s['total_calls']:,} calls / {s.get('complete', 0):,} requests = "
                     f"{s['per_request']:.2f} per request (failed {s.get('failed')}, threads {s['threads_traced']}) top {s['top']}")
     finally:
-        for srv in servers.values():
-            cmp.stop_server(srv)
-        for name, srv in servers.items():
-            count = "?"
-            if srv.access_log and srv.access_log.exists():
-                with open(srv.access_log, "rb") as f:
-                    count = f"{sum(1 for _ in f):,}"
-            log(f"{name} stopped, exit status {srv.exit_code}, access log lines {count}")
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        cmp.stop_all(servers, tmp, args.keep_tmp)
 
     kept = [r for r in runs if r.kept]
     rows = build_rows(kept, names, syscalls)

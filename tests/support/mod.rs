@@ -553,6 +553,33 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// Parses a response head (status line and header lines, without the blank line that
+    /// ends it) strictly: exact status-line shape, well-formed header lines. The body is
+    /// left empty.
+    pub fn from_head(head: &str) -> Response {
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default().to_owned();
+        let status = parse_status_line(&status_line);
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("malformed header line {line:?} in {head:?}"));
+                assert!(
+                    !name.is_empty() && !name.contains([' ', '\t']),
+                    "malformed header name in {line:?}"
+                );
+                (name.to_owned(), value.trim_matches([' ', '\t']).to_owned())
+            })
+            .collect();
+        Response {
+            status_line,
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
     /// The value of header `name` (case-insensitive). Panics if it is sent more than once,
     /// which for every header the server sends would be a bug.
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -711,26 +738,7 @@ impl Client {
             .to_owned();
         self.buf.drain(..head_end + 4);
 
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap().to_owned();
-        let status = parse_status_line(&status_line);
-        let mut headers = Vec::new();
-        for line in lines {
-            let (name, value) = line
-                .split_once(':')
-                .unwrap_or_else(|| panic!("malformed header line {line:?} in {head:?}"));
-            assert!(
-                !name.is_empty() && !name.contains([' ', '\t']),
-                "malformed header name in {line:?}"
-            );
-            headers.push((name.to_owned(), value.trim_matches([' ', '\t']).to_owned()));
-        }
-        Response {
-            status_line,
-            status,
-            headers,
-            body: Vec::new(),
-        }
+        Response::from_head(&head)
     }
 
     /// Reads exactly `len` more bytes of a body (after [`Client::read_head`]); panics on

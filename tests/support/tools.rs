@@ -193,26 +193,9 @@ pub fn parse_raw_response(raw: &[u8]) -> super::Response {
         )
     });
     let head = std::str::from_utf8(&raw[..head_end]).expect("response head is not UTF-8");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default().to_owned();
-    let status = super::parse_status_line(&status_line);
-    let headers = lines
-        .map(|line| {
-            let (name, value) = line
-                .split_once(':')
-                .unwrap_or_else(|| panic!("malformed header line {line:?} in {head:?}"));
-            assert!(
-                !name.is_empty() && !name.contains([' ', '\t']),
-                "malformed header name in {line:?}"
-            );
-            (name.to_owned(), value.trim_matches([' ', '\t']).to_owned())
-        })
-        .collect();
     super::Response {
-        status_line,
-        status,
-        headers,
         body: raw[head_end + 4..].to_vec(),
+        ..super::Response::from_head(head)
     }
 }
 
