@@ -29,7 +29,7 @@
 mod static_site;
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 use static_site::Parsed;
 
@@ -40,18 +40,7 @@ const DEFAULT_PORT: u16 = 8081;
 const READ_CHUNK_BYTES: usize = 4096;
 
 fn main() {
-    let address = static_site::address_from_args(DEFAULT_PORT);
-    let listener = match TcpListener::bind(address) {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("1_blocking: cannot listen on {address}: {error}");
-            std::process::exit(1);
-        }
-    };
-    eprintln!(
-        "1_blocking: pid {}, serving htdocs on http://{address}/ (one client at a time)",
-        std::process::id()
-    );
+    let listener = static_site::listen_blocking("1_blocking", DEFAULT_PORT, "one client at a time");
     // `incoming()` is `accept()` in a loop: it blocks until a client arrives.
     for stream in listener.incoming() {
         match stream {

@@ -34,7 +34,7 @@
 mod static_site;
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::thread;
 
 use static_site::Parsed;
@@ -46,17 +46,10 @@ const DEFAULT_PORT: u16 = 8082;
 const READ_CHUNK_BYTES: usize = 4096;
 
 fn main() {
-    let address = static_site::address_from_args(DEFAULT_PORT);
-    let listener = match TcpListener::bind(address) {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("2_thread_per_connection: cannot listen on {address}: {error}");
-            std::process::exit(1);
-        }
-    };
-    eprintln!(
-        "2_thread_per_connection: pid {}, serving htdocs on http://{address}/ (a thread per client)",
-        std::process::id()
+    let listener = static_site::listen_blocking(
+        "2_thread_per_connection",
+        DEFAULT_PORT,
+        "a thread per client",
     );
     for stream in listener.incoming() {
         let stream = match stream {

@@ -15,7 +15,8 @@
 //! (`src/http/request.rs` enforces `Host`, framing, versions and limits).
 
 // Rung 1 closes after every answer, so it never reads `consumed` or
-// `keep_alive`; rungs 1 and 2 use none of the `mio` helpers.
+// `keep_alive`; rungs 1 and 2 use none of the `mio` helpers, and rungs 3
+// and 4 not `listen_blocking`.
 #![allow(dead_code)]
 
 use std::io::{self, ErrorKind::Interrupted, ErrorKind::WouldBlock, Read, Write};
@@ -184,6 +185,26 @@ pub fn address_from_args(default_port: u16) -> SocketAddr {
         }),
     };
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Rungs 1 and 2: a blocking listener on [`address_from_args`], announced
+/// with the pid and `how` it serves. Failing to bind ends the program with
+/// one line on stderr.
+pub fn listen_blocking(name: &str, default_port: u16, how: &str) -> std::net::TcpListener {
+    let address = address_from_args(default_port);
+    match std::net::TcpListener::bind(address) {
+        Ok(listener) => {
+            eprintln!(
+                "{name}: pid {}, http://{address}/ ({how})",
+                std::process::id()
+            );
+            listener
+        }
+        Err(error) => {
+            eprintln!("{name}: {address}: {error}");
+            std::process::exit(1);
+        }
+    }
 }
 
 // Below: the plumbing rungs 3 and 4 share around their event loops.
