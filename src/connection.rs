@@ -38,10 +38,17 @@
 //!   fewer than offered, has also drained the buffer, and a new edge will come
 //!   when that changes. That saves one failing system call per request.
 //! - **Remember readiness.** Because edges come once, [`Readiness`] records
-//!   them until a system call proves them used up. Sockets are registered for
-//!   both directions once, at accept, and never re-registered: an edge in a
-//!   direction the current state does not need is remembered for the state
-//!   that will (a request pipelined behind a file being sent).
+//!   them until a system call proves them used up. An edge in a direction the
+//!   current state does not need is remembered for the state that will (a
+//!   request pipelined behind a file being sent).
+//! - **Ask for writability only once a write has blocked.** A new socket is
+//!   registered for reading only. It starts with an empty send buffer, so it
+//!   is assumed writable; asking epoll for `EPOLLOUT` at once would only
+//!   report that, a wasted wakeup for every new connection. The first time a
+//!   write says `WouldBlock`, the connection adds write interest (one
+//!   `epoll_ctl`) and keeps it for life: after that, both directions cost
+//!   nothing until an edge happens. Most keep-alive connections serving small
+//!   files never block, and never pay for it.
 //! - **After a transition, run the next state at once.** The data it needs
 //!   may already be here: a pipelined request in the buffer, room in the send
 //!   buffer. Waiting for another event would stall the connection.
@@ -60,6 +67,7 @@ use std::time::Duration;
 
 use mio::event::Event;
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 
 use crate::buffer::{BufferPool, InputBuffer};
 use crate::cache::FileCache;
@@ -254,6 +262,9 @@ pub struct Connection {
     pub timer: TimerSlot,
     /// Readiness not used up yet.
     readiness: Readiness,
+    /// Whether the socket is registered for writability too (after the first
+    /// write that blocked).
+    watching_writes: bool,
     /// Where the connection is in its life.
     state: State,
 }
@@ -281,13 +292,20 @@ impl Connection {
                 writable: true,
                 ..Readiness::default()
             },
+            watching_writes: false,
             state: State::Idle,
         }
     }
 
+    /// Adds the socket to `registry` under its token, for reading only (see
+    /// "Ask for writability only once a write has blocked" above).
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.register(&mut self.socket, Token(self.token), Interest::READABLE)
+    }
+
     /// Handles a readiness event: remembers what it says, then runs the
     /// state machine as far as it can go.
-    pub fn on_event(&mut self, event: &Event, ctx: &mut Context) -> Outcome {
+    pub fn on_event(&mut self, event: &Event, registry: &Registry, ctx: &mut Context) -> Outcome {
         let error = event.is_error();
         self.readiness.readable |= event.is_readable() || event.is_read_closed() || error;
         self.readiness.writable |= event.is_writable() || event.is_write_closed() || error;
@@ -307,18 +325,18 @@ impl Connection {
                 if error { " error" } else { "" },
             ),
         );
-        self.drive(ctx)
+        self.drive(registry, ctx)
     }
 
     /// Handles the expiry of the current state's deadline.
-    pub fn on_timeout(&mut self, ctx: &mut Context) -> Outcome {
+    pub fn on_timeout(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
         match mem::replace(&mut self.state, State::Idle) {
             // The client sent part of a head and stalled: tell it why we
             // hang up (nginx closes silently; a 408 is kinder to debug).
             State::ReadingRequest { input } if !input.is_empty() => {
                 let next = self.begin_response(input, Err(Status::RequestTimeout), ctx);
                 self.enter("ReadingRequest", next, ctx);
-                self.drive(ctx)
+                self.drive(registry, ctx)
             }
             state => {
                 self.trace(
@@ -373,7 +391,7 @@ impl Connection {
 
     /// Runs state handlers until one has to wait for the network or the
     /// connection is finished.
-    fn drive(&mut self, ctx: &mut Context) -> Outcome {
+    fn drive(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
         loop {
             let current = mem::replace(&mut self.state, State::Idle);
             let from = current.name();
@@ -398,6 +416,14 @@ impl Connection {
                 Transition::Next(next) => self.enter(from, next, ctx),
                 Transition::Wait(state) => {
                     self.state = state;
+                    // Waiting for room in the send buffer: make sure epoll
+                    // will say when there is some.
+                    if !self.readiness.writable
+                        && !self.watching_writes
+                        && self.watch_writes(registry, ctx).is_err()
+                    {
+                        return Outcome::Close;
+                    }
                     return Outcome::Open;
                 }
                 Transition::Close(state) => {
@@ -409,6 +435,27 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Adds write interest to the socket's registration, for good. epoll
+    /// checks readiness when the interest changes, so room that appeared
+    /// since the write blocked is still reported.
+    fn watch_writes(&mut self, registry: &Registry, ctx: &Context) -> io::Result<()> {
+        let result = registry.reregister(
+            &mut self.socket,
+            Token(self.token),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        match &result {
+            Ok(()) => self.trace(ctx, TraceLevel::Events, format_args!("watch writes too")),
+            Err(error) => self.trace(
+                ctx,
+                TraceLevel::Events,
+                format_args!("watch writes too: error: {error}"),
+            ),
+        }
+        self.watching_writes = result.is_ok();
+        result
     }
 
     /// Makes `next` the current state and starts its timeout.
@@ -650,9 +697,11 @@ impl Connection {
                 });
             }
             let unsent = &output[written..];
-            // With a file to follow, MSG_MORE lets the head share its first
-            // TCP segment with the body.
-            let result = sys::send(&self.socket, unsent, file_body.is_some());
+            // MSG_MORE holds back a partial segment: with a file to follow,
+            // the head shares its first TCP segment with the body; before a
+            // close, the last bytes share theirs with the FIN.
+            let more_follows = file_body.is_some() || !exchange.keep_alive;
+            let result = sys::send(&self.socket, unsent, more_follows);
             self.trace_io(ctx, "send", &result, unsent.len());
             match result {
                 Ok(count) => {
@@ -843,7 +892,7 @@ mod tests {
     use std::net::TcpStream as StdTcpStream;
     use std::time::{Duration, Instant};
 
-    use mio::{Events, Interest, Poll, Token};
+    use mio::{Events, Poll};
 
     struct Harness {
         poll: Poll,
@@ -867,15 +916,8 @@ mod tests {
                 .unwrap();
             let (accepted, peer) = listener.accept().unwrap();
             accepted.set_nonblocking(true).unwrap();
-            let mut socket = TcpStream::from_std(accepted);
+            let socket = TcpStream::from_std(accepted);
             let poll = Poll::new().unwrap();
-            poll.registry()
-                .register(
-                    &mut socket,
-                    Token(0),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .unwrap();
             let ctx = Context {
                 site: Arc::new(Site::open(root.path()).unwrap()),
                 clock: Clock::new(),
@@ -892,7 +934,9 @@ mod tests {
                 tracer: Tracer::new(TraceLevel::Off, Instant::now(), 0),
                 stats: WorkerStats::default(),
             };
-            let connection = Connection::new(socket, peer.ip(), 1, 0, &ctx.timeouts, &ctx.clock);
+            let mut connection =
+                Connection::new(socket, peer.ip(), 1, 0, &ctx.timeouts, &ctx.clock);
+            connection.register(poll.registry()).unwrap();
             Harness {
                 poll,
                 events: Events::with_capacity(16),
@@ -914,7 +958,11 @@ mod tests {
                     return Outcome::Open;
                 }
                 for event in self.events.iter() {
-                    if self.connection.on_event(event, &mut self.ctx) == Outcome::Close {
+                    if self
+                        .connection
+                        .on_event(event, self.poll.registry(), &mut self.ctx)
+                        == Outcome::Close
+                    {
                         return Outcome::Close;
                     }
                 }
@@ -961,6 +1009,8 @@ mod tests {
         assert_eq!(bodies, ["aaaa", "bb", "aaaa"]);
         // Both buffers went back to the pool.
         assert_eq!(h.ctx.pool.spare_counts(), (1, 1));
+        // No write blocked, so no epoll_ctl was spent on write interest.
+        assert!(!h.connection.watching_writes);
     }
 
     #[test]
@@ -979,6 +1029,9 @@ mod tests {
         };
         assert!(body.offset > 0 && body.remaining > 0);
         assert_eq!(body.offset + body.remaining, len as u64);
+        // Registered for reading only at first; the blocked sendfile added
+        // write interest, without which no writable event would ever come.
+        assert!(h.connection.watching_writes);
 
         let reader = std::thread::spawn({
             let mut client = h.client.try_clone().unwrap();
@@ -994,9 +1047,15 @@ mod tests {
                 body
             }
         });
-        while h.state() != "Idle" {
+        // Each pump returns after 200 ms without events: a lost writable
+        // event fails here instead of hanging.
+        for _ in 0..50 {
+            if h.state() == "Idle" {
+                break;
+            }
             assert_eq!(h.pump(), Outcome::Open);
         }
+        assert_eq!(h.state(), "Idle", "the transfer stalled");
         assert!(reader.join().unwrap() == contents);
     }
 
@@ -1050,7 +1109,7 @@ mod tests {
         h.client.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
         assert_eq!(h.pump(), Outcome::Open);
         assert_eq!(h.state(), "ReadingRequest");
-        let _ = h.connection.on_timeout(&mut h.ctx);
+        let _ = h.connection.on_timeout(h.poll.registry(), &mut h.ctx);
         let response = h.read_exactly(30);
         assert_eq!(&response, b"HTTP/1.1 408 Request Timeout\r\n");
     }
@@ -1060,6 +1119,9 @@ mod tests {
         let mut h = Harness::new(&[]);
         assert_eq!(h.pump(), Outcome::Open);
         assert_eq!(h.state(), "Idle");
-        assert_eq!(h.connection.on_timeout(&mut h.ctx), Outcome::Close);
+        assert_eq!(
+            h.connection.on_timeout(h.poll.registry(), &mut h.ctx),
+            Outcome::Close
+        );
     }
 }

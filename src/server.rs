@@ -288,6 +288,11 @@ fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
+    // Small responses must leave at once, not wait for Nagle's algorithm to
+    // hear back about the previous segment. Set here, once: Linux copies the
+    // option to every connection the listener accepts, which spares a
+    // `setsockopt` per connection.
+    socket.set_tcp_nodelay(true)?;
     if addr.is_ipv6() {
         // Set explicitly rather than inherit the system default
         // (net.ipv6.bindv6only): `::` means IPv6 only. Run a second instance
@@ -319,5 +324,35 @@ fn open_log(target: &LogTarget) -> Result<Option<File>, StartError> {
                     error,
                 )
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    #[test]
+    fn listeners_share_one_port_and_pass_tcp_nodelay_to_their_connections() {
+        let listeners = bind_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let port = listeners[0].local_addr().unwrap().port();
+        assert_eq!(listeners[1].local_addr().unwrap().port(), port);
+
+        // Connect until one listener of the group has a connection to accept
+        // (the kernel picks which); its accepted socket must have inherited
+        // TCP_NODELAY, since the worker no longer sets it per connection.
+        let mut clients = Vec::new();
+        let accepted = loop {
+            clients.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
+            if let Some((socket, _)) = listeners.iter().find_map(|l| l.accept().ok()) {
+                break socket;
+            }
+            assert!(clients.len() < 100, "no listener accepted anything");
+        };
+        assert!(accepted.nodelay().unwrap());
+        assert!(
+            !clients[0].nodelay().unwrap(),
+            "the client side is untouched"
+        );
     }
 }

@@ -265,7 +265,7 @@ impl Worker {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        match connection.on_event(event, &mut self.ctx) {
+        match connection.on_event(event, self.poll.registry(), &mut self.ctx) {
             Outcome::Open => self.timers.schedule(key, &mut connection.timer),
             Outcome::Close => self.close(key),
         }
@@ -345,7 +345,7 @@ impl Worker {
                 Due::Postponed => self.timers.schedule(entry.key, &mut connection.timer),
                 Due::Expired => {
                     self.ctx.stats.timeouts += 1;
-                    match connection.on_timeout(&mut self.ctx) {
+                    match connection.on_timeout(self.poll.registry(), &mut self.ctx) {
                         Outcome::Open => self.timers.schedule(entry.key, &mut connection.timer),
                         Outcome::Close => self.close(entry.key),
                     }
@@ -396,30 +396,16 @@ fn add_connection(
     connections: &mut Slab<Connection>,
     timers: &mut Timers,
     ctx: &Context,
-    mut socket: TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
     serial: u64,
 ) -> io::Result<()> {
-    // Small responses must leave at once, not wait for Nagle's algorithm to
-    // hear back about the previous segment.
-    socket.set_nodelay(true)?;
+    // `TCP_NODELAY` came with the socket: Linux copies it from the listener.
     let entry = connections.vacant_entry();
     let key = entry.key();
-    // Both directions, once: edge-triggered interest costs nothing until an
-    // edge happens, and it spares an epoll_ctl call per state change.
-    poll.registry().register(
-        &mut socket,
-        Token(key),
-        Interest::READABLE | Interest::WRITABLE,
-    )?;
-    let connection = entry.insert(Connection::new(
-        socket,
-        peer.ip(),
-        serial,
-        key,
-        &ctx.timeouts,
-        &ctx.clock,
-    ));
+    let mut connection = Connection::new(socket, peer.ip(), serial, key, &ctx.timeouts, &ctx.clock);
+    connection.register(poll.registry())?;
+    let connection = entry.insert(connection);
     timers.schedule(key, &mut connection.timer);
     Ok(())
 }
