@@ -20,6 +20,7 @@
 //! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).
 //!
 //! Supporting pieces: [`config`] (every limit and timeout, documented),
+//! [`ascii`] (numbers into buffers without `core::fmt`),
 //! [`buffer`] (pooled buffers: idle connections hold none), [`cache`] (small
 //! files in memory, invalidated by inotify), [`clock`] (the
 //! time, formatted once a second), [`sys`] (the only `unsafe`: `sendfile`,
@@ -30,6 +31,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod ascii;
 pub mod buffer;
 pub mod cache;
 pub mod clock;

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::ascii::{push_decimal, push_ip};
 use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL};
 use crate::http::Status;
 
@@ -80,11 +81,16 @@ impl AccessLog {
         }
         let lines = &mut self.lines;
         // Writing into a Vec cannot fail.
-        let _ = write!(lines, "{} - - ", entry.client);
+        push_ip(lines, entry.client);
+        lines.extend_from_slice(b" - - ");
         lines.extend_from_slice(entry.time);
         lines.extend_from_slice(b" \"");
         escape_into(lines, entry.request_line);
-        let _ = writeln!(lines, "\" {} {}", entry.status.code(), entry.body_bytes);
+        lines.extend_from_slice(b"\" ");
+        push_decimal(lines, u64::from(entry.status.code()));
+        lines.push(b' ');
+        push_decimal(lines, entry.body_bytes);
+        lines.push(b'\n');
         self.flush_due.get_or_insert(now + LOG_FLUSH_INTERVAL);
         if self.lines.len() >= LOG_BUFFER_FLUSH_BYTES {
             self.flush();

@@ -271,7 +271,7 @@ impl StatusPage<'_> {
             head.header("Allow", ALLOWED_METHODS);
         }
         head.content_type("text/html");
-        head.header_display("Content-Length", page.len());
+        head.header_number("Content-Length", page.len() as u64);
         head.connection(env.keep_alive.filter(|_| keep_alive));
         head.finish();
         let head_len = out.len();
@@ -365,7 +365,7 @@ impl FileAnswer<'_> {
         // generators such as wrk read a stated length on a 304 as a body to
         // wait for, and nginx omits it too.
         if status != Status::NotModified {
-            head.header_display("Content-Length", len);
+            head.header_number("Content-Length", len);
         }
         if status == Status::PartialContent {
             head.header_display(
@@ -417,7 +417,7 @@ fn answer_stats(
     let mut head = HeadWriter::start(out, Status::Ok, env.date);
     head.header("Content-Type", b"application/json");
     head.header("Cache-Control", b"no-store");
-    head.header_display("Content-Length", json.len());
+    head.header_number("Content-Length", json.len() as u64);
     head.connection(env.keep_alive.filter(|_| keep_alive));
     head.finish();
     let head_len = out.len();

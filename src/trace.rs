@@ -66,15 +66,24 @@ impl Tracer {
     /// Prints one line about connection `serial` at slab key `token`, if
     /// `level` is shown. One `write` per line, so lines of different workers
     /// never mix.
+    ///
+    /// Inlined, so that with tracing off a trace point costs one comparison
+    /// at the call site; the printing is out of line.
+    #[inline]
     pub fn line(&self, level: TraceLevel, serial: u64, token: usize, what: fmt::Arguments<'_>) {
         if self.shows(level) {
-            let seconds = self.started.elapsed().as_secs_f64();
-            let line = format!(
-                "{seconds:11.6} w{} #{serial} t{token}  {what}\n",
-                self.worker
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            self.print_line(serial, token, what);
         }
+    }
+
+    #[cold]
+    fn print_line(&self, serial: u64, token: usize, what: fmt::Arguments<'_>) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let line = format!(
+            "{seconds:11.6} w{} #{serial} t{token}  {what}\n",
+            self.worker
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
     /// Prints one line about the worker itself (accepts, timers).

@@ -9,6 +9,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
+use crate::ascii::push_decimal;
 use crate::http::Status;
 
 /// The value of our `Server` header.
@@ -26,7 +27,7 @@ impl<'a> HeadWriter<'a> {
     pub fn start(out: &'a mut Vec<u8>, status: Status, date: &[u8]) -> HeadWriter<'a> {
         let mut writer = HeadWriter { out };
         writer.out.extend_from_slice(b"HTTP/1.1 ");
-        writer.display(status.code());
+        push_decimal(writer.out, u64::from(status.code()));
         writer.out.push(b' ');
         writer.out.extend_from_slice(status.reason().as_bytes());
         writer.out.extend_from_slice(b"\r\nServer: ");
@@ -55,8 +56,14 @@ impl<'a> HeadWriter<'a> {
         self.out.extend_from_slice(value);
     }
 
-    /// Appends `name: value` for a value formatted with `Display` (numbers,
-    /// dates), formatting straight into the buffer.
+    /// Appends `name: value` for a number.
+    pub fn header_number(&mut self, name: &str, value: u64) {
+        self.header(name, b"");
+        push_decimal(self.out, value);
+    }
+
+    /// Appends `name: value` for a value formatted with `Display` (dates,
+    /// ranges), formatting straight into the buffer.
     pub fn header_display(&mut self, name: &str, value: impl fmt::Display) {
         self.header(name, b"");
         self.display(value);
@@ -84,7 +91,8 @@ impl<'a> HeadWriter<'a> {
         match keep_alive {
             Some(timeout) => {
                 self.header("Connection", b"keep-alive");
-                self.header_display("Keep-Alive", format_args!("timeout={}", timeout.as_secs()));
+                self.header("Keep-Alive", b"timeout=");
+                push_decimal(self.out, timeout.as_secs());
             }
             None => self.header("Connection", b"close"),
         }
@@ -115,7 +123,7 @@ mod tests {
         let mut out = Vec::new();
         let mut head = HeadWriter::start(&mut out, Status::Ok, b"Sun, 06 Nov 1994 08:49:37 GMT");
         head.content_type("text/html");
-        head.header_display("Content-Length", 1234u64);
+        head.header_number("Content-Length", 1234);
         head.date(
             "Last-Modified",
             httpdate::parse_http_date("Sat, 05 Nov 1994 08:49:37 GMT").unwrap(),
