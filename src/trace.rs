@@ -2,15 +2,15 @@
 //! how it works.
 //!
 //! ```text
-//!    0.511023 w0  accept #7 from 127.0.0.1:46378
-//!    0.511110 w0 #7 t3  event readable writable
-//!    0.511133 w0 #7 t3  Idle -> ReadingRequest
-//!    0.511145 w0 #7 t3  read 79 of 8192 bytes (short: drained)
-//!    0.511389 w0 #7 t3  request GET / HTTP/1.1 -> 200
-//!    0.511410 w0 #7 t3  head  Host: 127.0.0.1:8888
-//!    0.511414 w0 #7 t3  ReadingRequest -> WritingResponse
-//!    0.511463 w0 #7 t3  send 1244 of 1244 bytes
-//!    0.511468 w0 #7 t3  WritingResponse -> Idle
+//!    0.509622 w0  accept #7 from 127.0.0.1:52912
+//!    0.509680 w0 #7 t3  event readable
+//!    0.509692 w0 #7 t3  Idle -> ReadingRequest
+//!    0.509700 w0 #7 t3  read 78 of 8192 bytes (short: drained)
+//!    0.509929 w0 #7 t3  request GET / HTTP/1.1 -> 200
+//!    0.509935 w0 #7 t3  head  Host: 127.0.0.1:8888
+//!    0.509938 w0 #7 t3  ReadingRequest -> WritingResponse
+//!    0.509958 w0 #7 t3  send 1244 of 1244 bytes
+//!    0.509961 w0 #7 t3  WritingResponse -> Idle
 //! ```
 //! Columns: seconds since the server started (monotonic clock), worker, the
 //! connection's serial number (unique within its worker), its token (slab
