@@ -357,13 +357,16 @@ impl FileAnswer<'_> {
         };
         let mut head = HeadWriter::start(out, status, env.date);
         match &body {
+            // The client holds the representation already: a 304 names which
+            // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
+            // always have an ETag) and states no length. A length is allowed,
+            // but load generators such as wrk read it as a body to wait for.
+            _ if status == Status::NotModified => head.header("ETag", facts.etag.as_bytes()),
             FileBody::Cached(cached) => head.fields(&cached.fields),
             FileBody::Disk(_) => facts.write_fields(&mut head),
         }
         // For HEAD this is the length a GET would have received (RFC 9110
-        // §8.6). A 304 states none: the RFC allows either, but load
-        // generators such as wrk read a stated length on a 304 as a body to
-        // wait for, and nginx omits it too.
+        // §8.6).
         if status != Status::NotModified {
             head.header_number("Content-Length", len);
         }
