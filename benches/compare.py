@@ -178,6 +178,11 @@ def tool_version(cmd: list[str]) -> str:
 # --------------------------------------------------------------------------
 
 
+# The small page every small-file scenario fetches: a round size makes
+# transfer rates easy to sanity-check against req/s.
+INDEX_BYTES = 1024
+
+
 def make_fixture_root(root: Path) -> dict[str, bytes]:
     """Write the benchmark files and return {url path: expected body}."""
     root.mkdir()
@@ -188,11 +193,10 @@ def make_fixture_root(root: Path) -> dict[str, bytes]:
     tail = "</body>\n</html>\n"
     filler_line = "<p>The quick brown fox jumps over the lazy dog.</p>\n"
     body = head
-    while len(body) + len(filler_line) + len(tail) <= 1024:
+    while len(body) + len(filler_line) + len(tail) <= INDEX_BYTES:
         body += filler_line
-    # Pad with an HTML comment so the page is exactly 1 KiB: a round size
-    # makes transfer rates easy to sanity-check against req/s.
-    pad = 1024 - len(body) - len(tail)
+    # Pad with an HTML comment so the page is exactly INDEX_BYTES.
+    pad = INDEX_BYTES - len(body) - len(tail)
     if pad >= 8:
         body += "<!--" + "-" * (pad - 8) + "-->\n"
     body += tail
