@@ -132,31 +132,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def find_nginx() -> str | None:
-    # /usr/sbin is not on a normal user's PATH, but that is where Debian puts it.
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+def which(command: str) -> str | None:
+    # /usr/sbin is not on a normal user's PATH, but that is where Debian puts
+    # nginx and lighttpd.
+    return shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/local/sbin:/sbin")
 
 
-def ensure_tools() -> tuple[str, str]:
-    """Return paths to wrk and nginx, installing them with apt if missing."""
-    wrk, nginx = shutil.which("wrk"), find_nginx()
-    if wrk and nginx:
-        return wrk, nginx
-    missing = [name for name, path in (("wrk", wrk), ("nginx", nginx)) if not path]
-    prefix = [] if os.geteuid() == 0 else ["sudo"]
-    install = prefix + ["apt-get", "install", "-y", *missing]
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    log(f"installing {' '.join(missing)}: {' '.join(install)}")
-    if subprocess.run(install, env=env, timeout=APT_TIMEOUT_S).returncode != 0:
-        # Only refresh the package lists when the plain install failed; on a
-        # fresh container the lists are often simply missing.
-        log("install failed, running apt-get update and retrying")
-        subprocess.run(prefix + ["apt-get", "update"], env=env, timeout=APT_TIMEOUT_S, check=True)
-        subprocess.run(install, env=env, timeout=APT_TIMEOUT_S, check=True)
-    wrk, nginx = shutil.which("wrk"), find_nginx()
-    if not (wrk and nginx):
-        sys.exit("compare.py: wrk and nginx are still missing after apt-get install")
-    return wrk, nginx
+def ensure_installed(packages: dict[str, str]) -> dict[str, str]:
+    """Paths of the commands in {command: Debian package}, installing the
+    packages of missing ones with apt first."""
+    missing = sorted({package for command, package in packages.items() if not which(command)})
+    if missing:
+        prefix = [] if os.geteuid() == 0 else ["sudo"]
+        install = prefix + ["apt-get", "install", "-y", *missing]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        log(f"installing {' '.join(missing)}: {' '.join(install)}")
+        if subprocess.run(install, env=env, timeout=APT_TIMEOUT_S).returncode != 0:
+            # Only refresh the package lists when the plain install failed; on
+            # a fresh container the lists are often simply missing.
+            log("install failed, running apt-get update and retrying")
+            subprocess.run(prefix + ["apt-get", "update"], env=env, timeout=APT_TIMEOUT_S, check=True)
+            subprocess.run(install, env=env, timeout=APT_TIMEOUT_S, check=True)
+    paths = {command: which(command) for command in packages}
+    still_missing = [command for command, path in paths.items() if not path]
+    if still_missing:
+        sys.exit(f"{Path(sys.argv[0]).name}: still missing after apt-get install: {' '.join(still_missing)}")
+    return paths  # type: ignore[return-value]
 
 
 def cargo_build() -> None:
@@ -796,7 +797,8 @@ def main() -> int:
     # `finally` below stops the servers whichever way we are asked to quit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
-    wrk, nginx = ensure_tools()
+    tools = ensure_installed({"wrk": "wrk", "nginx": "nginx"})
+    wrk, nginx = tools["wrk"], tools["nginx"]
     wants_mioserve = any(c.startswith("mioserve-") for c in args.contender_list)
     if wants_mioserve and not args.no_build:
         cargo_build()

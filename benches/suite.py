@@ -133,26 +133,6 @@ SCENARIOS = [
 # --------------------------------------------------------------------------
 
 
-def which(cmd: str) -> str | None:
-    return shutil.which(cmd) or shutil.which(cmd, path="/usr/sbin:/usr/local/sbin:/sbin")
-
-
-def ensure_tools() -> dict[str, str]:
-    missing = [pkg for c, pkg in APT_PACKAGES.items() if not which(c)]
-    if missing:
-        prefix = [] if os.geteuid() == 0 else ["sudo"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        install = prefix + ["apt-get", "install", "-y", *missing]
-        log(f"installing {' '.join(missing)}")
-        if subprocess.run(install, env=env, timeout=cmp.APT_TIMEOUT_S).returncode != 0:
-            subprocess.run(prefix + ["apt-get", "update"], env=env, timeout=cmp.APT_TIMEOUT_S, check=True)
-            subprocess.run(install, env=env, timeout=cmp.APT_TIMEOUT_S, check=True)
-    tools = {c: which(c) for c in APT_PACKAGES}
-    if not all(tools.values()):
-        sys.exit(f"suite.py: still missing after apt-get: {[c for c, p in tools.items() if not p]}")
-    return tools  # type: ignore[return-value]
-
-
 def make_fixture_root(root: Path) -> dict[str, bytes]:
     files = cmp.make_fixture_root(root)  # index.html, 16k.bin, 1m.bin
     big = random.Random(20240602).randbytes(64 * 1024 * 1024)
@@ -656,7 +636,7 @@ def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     t_start = time.monotonic()
-    tools = ensure_tools()
+    tools = cmp.ensure_installed(APT_PACKAGES)
     if not args.no_build:
         cmp.cargo_build()
     tmp = Path(tempfile.mkdtemp(prefix="mioserve-suite-"))
