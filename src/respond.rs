@@ -323,7 +323,8 @@ impl FileAnswer<'_> {
         let header = |span: Option<Span>| span.map(|span| span.of(input));
         let not_modified = match header(request.if_none_match) {
             Some(tags) => validators::none_match_fails(tags, &facts.etag),
-            None => is_unmodified_since(facts.modified, request.if_modified_since),
+            None => header(request.if_modified_since)
+                .is_some_and(|since| is_unmodified_since(facts.modified, since)),
         };
         // Ranges apply to GET only, and only if If-Range (when present) holds.
         let range = match header(request.range) {
@@ -446,10 +447,16 @@ fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments<'_>) -> &'a [
 }
 
 /// RFC 9110 §13.1.3: the condition is false (send `304`) when the file has
-/// not been modified since the given date. HTTP dates have whole seconds, so
-/// the modification time is truncated before comparing.
-fn is_unmodified_since(modified: SystemTime, since: Option<SystemTime>) -> bool {
-    let Some(since) = since else { return false };
+/// not been modified since the date `since`; a value that is not a valid
+/// HTTP date is ignored. HTTP dates have whole seconds, so the modification
+/// time is truncated before comparing.
+fn is_unmodified_since(modified: SystemTime, since: &[u8]) -> bool {
+    let Some(since) = std::str::from_utf8(since)
+        .ok()
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+    else {
+        return false;
+    };
     let modified_seconds = modified
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -461,13 +468,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn if_modified_since_compares_whole_seconds() {
+    fn if_modified_since_compares_whole_seconds_and_ignores_invalid_dates() {
         let modified = UNIX_EPOCH + Duration::from_millis(1_000_500);
-        let at = |secs| Some(UNIX_EPOCH + Duration::from_secs(secs));
-        assert!(is_unmodified_since(modified, at(1000)));
-        assert!(is_unmodified_since(modified, at(2000)));
-        assert!(!is_unmodified_since(modified, at(999)));
-        assert!(!is_unmodified_since(modified, None));
+        let at = |secs| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+        assert!(is_unmodified_since(modified, at(1000).as_bytes()));
+        assert!(is_unmodified_since(modified, at(2000).as_bytes()));
+        assert!(!is_unmodified_since(modified, at(999).as_bytes()));
+        assert!(!is_unmodified_since(modified, b"yesterday"));
+        assert!(!is_unmodified_since(modified, b"\xff"));
     }
 
     #[test]

@@ -17,7 +17,6 @@
 //! copying the target.
 
 use std::mem::MaybeUninit;
-use std::time::SystemTime;
 
 use crate::config::{
     MAX_DISCARDED_BODY_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_TARGET_BYTES,
@@ -104,9 +103,9 @@ pub struct Request {
     /// Whether the client is willing to send another request on this
     /// connection (RFC 9112 §9.3).
     pub keep_alive: bool,
-    /// The `If-Modified-Since` date, when present and valid. An invalid date
-    /// is ignored, as RFC 9110 §13.1.3 requires.
-    pub if_modified_since: Option<SystemTime>,
+    /// The `If-Modified-Since` value, a date. Parsed only when it matters:
+    /// when `If-None-Match` is present it is ignored (RFC 9110 §13.1.3).
+    pub if_modified_since: Option<Span>,
     /// The `If-None-Match` value (a list of entity tags, or `*`).
     pub if_none_match: Option<Span>,
     /// The `Range` value.
@@ -300,7 +299,7 @@ struct Fields {
     content_length: Option<u64>,
     chunked: bool,
     has_body: bool,
-    if_modified_since: Option<SystemTime>,
+    if_modified_since: Option<Span>,
     if_none_match: Option<Span>,
     range: Option<Span>,
     if_range: Option<Span>,
@@ -344,9 +343,7 @@ impl Fields {
             } else if name.eq_ignore_ascii_case("if-range") {
                 fields.if_range = value();
             } else if name.eq_ignore_ascii_case("if-modified-since") {
-                fields.if_modified_since = std::str::from_utf8(header.value)
-                    .ok()
-                    .and_then(|date| httpdate::parse_http_date(date).ok());
+                fields.if_modified_since = value();
             }
         }
         if fields.chunked && fields.content_length.is_some() {
@@ -469,12 +466,10 @@ mod tests {
     }
 
     #[test]
-    fn if_modified_since_valid_and_invalid() {
+    fn if_modified_since_is_kept_as_sent() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
-        let expected = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(complete(raw).if_modified_since, Some(expected));
-        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: yesterday\r\n\r\n";
-        assert_eq!(complete(raw).if_modified_since, None);
+        let since = complete(raw).if_modified_since.unwrap();
+        assert_eq!(since.of(raw), b"Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]
