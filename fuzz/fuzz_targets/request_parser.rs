@@ -99,6 +99,7 @@ fn check_complete(data: &[u8], request: &Request) {
 
     // Header values come after the request line.
     for (span, what) in [
+        (request.if_modified_since, "If-Modified-Since"),
         (request.if_none_match, "If-None-Match"),
         (request.range, "Range"),
         (request.if_range, "If-Range"),
