@@ -600,6 +600,7 @@ class WrkResult:
     timeout_errors: int = 0
     # wrk counts statuses outside 2xx and 3xx; our fixtures must all be 200.
     non_2xx_3xx: int = 0
+    bytes_read: float = float("nan")  # heads and bodies, as wrk reports it
     exit_code: int = 0
     cpu: CpuUse = field(default_factory=CpuUse)
 
@@ -611,6 +612,10 @@ class WrkResult:
         starved, it handles more ready events per wake-up and this rises.
         """
         return self.req_per_s / self.cpu.server if self.cpu.server > 0 else float("nan")
+
+    @property
+    def bytes_per_response(self) -> float:
+        return self.bytes_read / self.requests if self.requests else float("nan")
 
     @property
     def noisy(self) -> bool:

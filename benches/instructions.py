@@ -24,7 +24,6 @@ stops the server itself (SIGTERM) after each run.
 import argparse
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -137,7 +136,6 @@ def main() -> None:
                 out = subprocess.run(["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{MANY}.out")],
                                      capture_output=True, text=True, check=True).stdout
                 print("\n".join(out.splitlines()[:40]))
-    shutil.rmtree(TARGET_DIR / "release" / "incremental", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -253,7 +253,8 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
 
 /// The first line of `buffer` (after any blank lines, which RFC 9112 §2.2
 /// lets a server skip), without its line ending: the request line. Used for
-/// the access log, including for heads that failed to parse.
+/// the access log of heads that failed to parse (a parsed head's
+/// `request_line` comes from httparse's spans instead).
 pub fn first_line(buffer: &[u8]) -> &[u8] {
     let start = buffer
         .iter()
