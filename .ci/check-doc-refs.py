@@ -59,8 +59,8 @@ DOCS = [
     REPO / "examples" / "README.md",
 ]
 
-# Leading path segments that belong to other crates: paths starting with
-# them are not ours to check.
+# Leading path segments that belong to other crates or to the language:
+# paths starting with them are not ours to check.
 EXTERNAL_ROOTS = frozenset(
     {
         "std",
@@ -75,6 +75,10 @@ EXTERNAL_ROOTS = frozenset(
         "slab",
         "socket2",
         "signal_hook",
+        "usize",
+        "u64",
+        "u32",
+        "i32",
     }
 )
 # Types of other crates the docs write as `Type::item`.
