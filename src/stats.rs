@@ -11,24 +11,17 @@
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
+use crate::connection::STATE_NAMES;
 use crate::http::Status;
-
-/// Connection states, in the order [`WorkerStats::open`] counts them.
-pub const STATE_NAMES: [&str; 5] = [
-    "Idle",
-    "ReadingRequest",
-    "WritingResponse",
-    "SendingFile",
-    "Lingering",
-];
 
 /// One worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkerStats {
     /// Connections accepted.
     pub accepted: u64,
-    /// Open connections, by state (see [`STATE_NAMES`]), when published.
-    pub open: [u64; 5],
+    /// Open connections, by state (in [`STATE_NAMES`] order), when
+    /// published.
+    pub open: [u64; STATE_NAMES.len()],
     /// Requests answered (one per access-log line).
     pub requests: u64,
     /// Bytes written to clients: heads and bodies.
