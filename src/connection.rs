@@ -394,9 +394,8 @@ impl Connection {
             }
             state => {
                 self.state = state;
-                let id = self.id();
-                ctx.tracer
-                    .line(TraceLevel::States, id, format_args!("{from} timed out"));
+                let timed_out = format_args!("{from} timed out");
+                ctx.tracer.line(TraceLevel::States, self.id(), timed_out);
                 Outcome::Close
             }
         }
@@ -554,12 +553,8 @@ impl Connection {
                     // A spurious wake-up: nothing arrived after all. Wait
                     // without holding a buffer (the deadline stays).
                     ctx.pool.put_input(input);
-                    let id = self.id();
-                    ctx.tracer.line(
-                        TraceLevel::States,
-                        id,
-                        format_args!("ReadingRequest -> Idle (nothing to read)"),
-                    );
+                    let nothing = format_args!("ReadingRequest -> Idle (nothing to read)");
+                    ctx.tracer.line(TraceLevel::States, self.id(), nothing);
                     return Transition::Wait(State::Idle);
                 }
                 return Transition::Wait(State::ReadingRequest(input));
