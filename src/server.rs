@@ -21,6 +21,12 @@
 //! every worker through its `mio::Waker`. Each worker then stops accepting,
 //! finishes the responses in flight (bounded by
 //! [`crate::config::SHUTDOWN_GRACE`]), flushes its log buffer and returns.
+//! `SIGUSR1` wakes the workers too, to publish their counters for the main
+//! thread to print.
+//!
+//! A worker whose `epoll_wait` fails cannot go on: it prints one line at once
+//! and raises `SIGTERM`, so the shutdown above follows, [`run`] returns that
+//! worker's error and `main` exits with status 1.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -340,7 +346,7 @@ mod tests {
 
         // Connect until one listener of the group has a connection to accept
         // (the kernel picks which); its accepted socket must have inherited
-        // TCP_NODELAY, since the worker no longer sets it per connection.
+        // TCP_NODELAY: no worker sets it per connection.
         let mut clients = Vec::new();
         let accepted = loop {
             clients.push(TcpStream::connect(("127.0.0.1", port)).unwrap());

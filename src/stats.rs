@@ -3,32 +3,28 @@
 //!
 //! Each worker counts in its own [`WorkerStats`], a plain struct it alone
 //! writes: no atomics, no locks, no cache line shared with another core on the
-//! request path. Once a second (and when asked) a worker copies its counters
-//! into its own slot of the [`StatsBoard`], under a lock nobody else holds for
-//! longer than that copy; readers (the `SIGUSR1` handler, a stats request)
-//! read the board. The figures are thus at most a second old.
+//! request path. Once a second if they changed (and whenever asked) a worker
+//! copies its counters, with its open connections counted by state, into its
+//! own slot of the [`StatsBoard`], under a lock nobody else holds for longer
+//! than that copy; readers (the `SIGUSR1` handler, a stats request) read the
+//! board. The counters are thus at most a second old; the open connections
+//! by state of an otherwise quiet worker may be older (see the worker's
+//! `stats_due`).
 
 use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 
+use crate::connection::STATE_NAMES;
 use crate::http::Status;
-
-/// Connection states, in the order [`WorkerStats::open`] counts them.
-pub const STATE_NAMES: [&str; 5] = [
-    "Idle",
-    "ReadingRequest",
-    "WritingResponse",
-    "SendingFile",
-    "Lingering",
-];
 
 /// One worker's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkerStats {
     /// Connections accepted.
     pub accepted: u64,
-    /// Open connections, by state (see [`STATE_NAMES`]), when published.
-    pub open: [u64; 5],
+    /// Open connections, by state (in [`STATE_NAMES`] order), when
+    /// published.
+    pub open: [u64; STATE_NAMES.len()],
     /// Requests answered (one per access-log line).
     pub requests: u64,
     /// Bytes written to clients: heads and bodies.

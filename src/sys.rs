@@ -3,8 +3,14 @@
 //!
 //! Every wrapper follows the same pattern as mio's `syscall!` helper: call the
 //! function, turn the C convention "`-1` and `errno`" into an `io::Error` in
-//! one place ([`check`]), and hand the caller a safe, typed result. Each
+//! one place (`check`), and hand the caller a safe, typed result. Each
 //! `unsafe` block says in a `// SAFETY:` comment why the call is sound.
+//! Descriptors come in as [`AsFd`]: a [`BorrowedFd`] is open for as long as
+//! it lives, so the type system, not a comment, guarantees that every
+//! descriptor a call uses stays open for the duration of the call.
+//!
+//! This is the one module allowed `unsafe_code` (the crate root denies it
+//! everywhere else; see the `#[allow]` on `pub mod sys` in `lib.rs`).
 //!
 //! ## Why we may do I/O on a socket that mio owns
 //! mio documents I/O performed on a registered fd *outside* mio as
@@ -15,12 +21,11 @@
 //! no matter which system call drained or filled it. So `send(MSG_MORE)` and
 //! `sendfile(2)` on a socket registered with mio behave exactly like mio's
 //! own `write`. This crate is Linux-only for that reason.
-#![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Turns a raw system-call return value into an `io::Result`: a negative
 /// value means the call failed and `errno` says why.
@@ -38,11 +43,12 @@ fn check(ret: libc::c_long) -> io::Result<usize> {
 /// instead of a tiny header packet followed by the body (what nginx gets with
 /// `tcp_nopush`, without the two extra `setsockopt` calls per request).
 /// `MSG_NOSIGNAL`: a peer that went away yields `EPIPE`, never a `SIGPIPE`.
-pub fn send(socket: &impl AsRawFd, bytes: &[u8], more_follows: bool) -> io::Result<usize> {
+pub fn send(socket: impl AsFd, bytes: &[u8], more_follows: bool) -> io::Result<usize> {
+    let socket: BorrowedFd<'_> = socket.as_fd();
     let flags = libc::MSG_NOSIGNAL | if more_follows { libc::MSG_MORE } else { 0 };
     // SAFETY: the pointer and length describe the live, initialised slice
-    // `bytes`, which the kernel only reads; `fd` is an open socket owned by
-    // the caller for the duration of the call.
+    // `bytes`, which the kernel only reads; `socket` is a `BorrowedFd`, open
+    // for as long as it lives, which spans the call.
     let ret = unsafe {
         libc::send(
             socket.as_raw_fd(),
@@ -62,15 +68,16 @@ pub fn send(socket: &impl AsRawFd, bytes: &[u8], more_follows: bool) -> io::Resu
 /// `Ok(0)` with `count > 0` means the file ended before `*offset + count`: it
 /// was truncated after we announced its length.
 pub fn sendfile(
-    socket: &impl AsRawFd,
-    file: &File,
+    socket: impl AsFd,
+    file: impl AsFd,
     offset: &mut u64,
     count: usize,
 ) -> io::Result<usize> {
+    let (socket, file) = (socket.as_fd(), file.as_fd());
     let mut off = *offset as libc::off_t;
-    // SAFETY: both descriptors are open for the duration of the call (the
-    // caller borrows them); `off` is a valid, exclusive pointer to a local
-    // that the kernel updates; `sendfile` writes to no user memory.
+    // SAFETY: both descriptors are `BorrowedFd`s, open for the whole call;
+    // `off` is a valid, exclusive pointer to a local that the kernel updates;
+    // `sendfile` writes to no user memory.
     let ret = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
     let sent = check(ret as libc::c_long)?;
     *offset = off as u64;
@@ -95,14 +102,16 @@ struct OpenHow {
 ///
 /// `O_NONBLOCK` keeps a FIFO planted in the document root from blocking the
 /// whole worker in `open`; it changes nothing for regular files.
-pub fn open_beneath(root: &File, path: &CStr) -> io::Result<File> {
+pub fn open_beneath(root: impl AsFd, path: &CStr) -> io::Result<File> {
+    let root = root.as_fd();
     let how = OpenHow {
         flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
         mode: 0,
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
-    // `open_how` whose size we pass; both outlive the call. On success the
+    // SAFETY: `root` is a `BorrowedFd`, open for the call; `path` is a valid
+    // NUL-terminated string and `how` a valid `open_how` whose size we pass;
+    // both outlive the call. On success the
     // kernel returns a new descriptor that nobody else owns.
     let ret = unsafe {
         libc::syscall(
@@ -163,20 +172,23 @@ pub fn inotify_init() -> io::Result<File> {
 /// for the events in `mask`; returns the watch descriptor. The path given to
 /// the kernel is `/proc/self/fd/N`, a link to exactly that open file, so no
 /// rename between opening and watching can make us watch something else.
-pub fn inotify_watch(inotify: &File, file: &File, mask: u32) -> io::Result<i32> {
+pub fn inotify_watch(inotify: impl AsFd, file: impl AsFd, mask: u32) -> io::Result<i32> {
     use std::io::Write as _;
+    let (inotify, file) = (inotify.as_fd(), file.as_fd());
     let mut path = [0u8; 40];
     let mut unused = &mut path[..];
     // "/proc/self/fd/" plus at most 10 digits and the NUL fit in 40 bytes.
     write!(unused, "/proc/self/fd/{}\0", file.as_raw_fd())?;
     // SAFETY: `path` holds a NUL-terminated string (written just above, into
-    // a zeroed buffer); both descriptors are open for the call.
+    // a zeroed buffer); both descriptors are `BorrowedFd`s, open for the call.
     let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr().cast(), mask) };
     check(wd as libc::c_long).map(|wd| wd as i32)
 }
 
 /// Stops watching `wd`.
-pub fn inotify_unwatch(inotify: &File, wd: i32) -> io::Result<()> {
-    // SAFETY: plain integers; an unknown `wd` is reported as EINVAL.
+pub fn inotify_unwatch(inotify: impl AsFd, wd: i32) -> io::Result<()> {
+    let inotify = inotify.as_fd();
+    // SAFETY: `inotify` is a `BorrowedFd`, open for the call; `wd` is a plain
+    // integer, and an unknown one is reported as EINVAL.
     check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) } as libc::c_long).map(drop)
 }

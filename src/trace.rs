@@ -22,8 +22,12 @@
 //! trace point costs one comparison of two small integers.
 
 use std::fmt;
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::time::Instant;
+
+use mio::event::Event;
+
+use crate::http::Status;
 
 /// How much `--trace` prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -39,7 +43,45 @@ pub enum TraceLevel {
     Events,
 }
 
+/// Which connection a line is about: its serial number (unique within its
+/// worker) and its token (the slab key, reused after a close).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionId {
+    /// The connection's serial number.
+    pub serial: u64,
+    /// The connection's token.
+    pub token: usize,
+}
+
+/// The system calls a connection makes on its socket, as `--trace events`
+/// names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// `read(2)` of the request (or of bytes discarded while lingering).
+    Read,
+    /// `send(2)` of the response head and any in-memory body.
+    Send,
+    /// `sendfile(2)` of a file body.
+    Sendfile,
+}
+
+impl Syscall {
+    /// The call's name, as strace would print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Syscall::Read => "read",
+            Syscall::Send => "send",
+            Syscall::Sendfile => "sendfile",
+        }
+    }
+}
+
 /// A worker's trace printer.
+///
+/// Each kind of line has its own method, so that a trace point in the state
+/// machine is one short call. Each method is inlined and checks the level
+/// first: with tracing off, a trace point costs one comparison at the call
+/// site; the formatting is out of line, in `#[cold]` functions.
 #[derive(Clone, Copy, Debug)]
 pub struct Tracer {
     level: TraceLevel,
@@ -63,27 +105,124 @@ impl Tracer {
         self.level >= level && level != TraceLevel::Off
     }
 
-    /// Prints one line about connection `serial` at slab key `token`, if
-    /// `level` is shown. One `write` per line, so lines of different workers
-    /// never mix.
-    ///
-    /// Inlined, so that with tracing off a trace point costs one comparison
-    /// at the call site; the printing is out of line.
+    /// Prints one line about connection `id`, if `level` is shown.
     #[inline]
-    pub fn line(&self, level: TraceLevel, serial: u64, token: usize, what: fmt::Arguments<'_>) {
+    pub fn line(&self, level: TraceLevel, id: ConnectionId, what: fmt::Arguments<'_>) {
         if self.shows(level) {
-            self.print_line(serial, token, what);
+            self.print_line(id, what);
+        }
+    }
+
+    /// `Idle -> ReadingRequest` (`states`): a connection entered a state,
+    /// or `to` is `closed`.
+    #[inline]
+    pub fn transition(&self, id: ConnectionId, from: &str, to: &str) {
+        if self.shows(TraceLevel::States) {
+            self.print_line(id, format_args!("{from} -> {to}"));
+        }
+    }
+
+    /// `event readable writable read-closed error` (`events`): what a
+    /// readiness event reported.
+    #[inline]
+    pub fn event(&self, id: ConnectionId, event: &Event) {
+        if self.shows(TraceLevel::Events) {
+            self.print_event(id, event);
+        }
+    }
+
+    /// `read 78 of 8192 bytes (short: drained)` (`events`): a system call
+    /// and its result. `drained` says that the connection took a short
+    /// count to mean the socket buffer is drained (epoll(7)).
+    #[inline]
+    pub fn syscall(
+        &self,
+        id: ConnectionId,
+        call: Syscall,
+        result: &io::Result<usize>,
+        asked: usize,
+        drained: bool,
+    ) {
+        if self.shows(TraceLevel::Events) {
+            self.print_syscall(id, call, result, asked, drained);
+        }
+    }
+
+    /// `request GET / HTTP/1.1 -> 200` (`requests`), then the head's fields
+    /// after the request line (`states`). `head` is the whole request head.
+    #[inline]
+    pub fn request(&self, id: ConnectionId, request_line: &[u8], head: &[u8], status: Status) {
+        if self.shows(TraceLevel::Requests) {
+            self.print_request(id, request_line, head, status);
         }
     }
 
     #[cold]
-    fn print_line(&self, serial: u64, token: usize, what: fmt::Arguments<'_>) {
+    fn print_event(&self, id: ConnectionId, event: &Event) {
+        let flag = |set: bool, name: &'static str| if set { name } else { "" };
+        self.print_line(
+            id,
+            format_args!(
+                "event{}{}{}{}",
+                flag(event.is_readable(), " readable"),
+                flag(event.is_writable(), " writable"),
+                flag(event.is_read_closed(), " read-closed"),
+                flag(event.is_error(), " error"),
+            ),
+        );
+    }
+
+    #[cold]
+    fn print_syscall(
+        &self,
+        id: ConnectionId,
+        call: Syscall,
+        result: &io::Result<usize>,
+        asked: usize,
+        drained: bool,
+    ) {
+        let name = call.name();
+        match result {
+            Ok(0) if call == Syscall::Read => self.print_line(id, format_args!("{name} EOF")),
+            Ok(done) if drained => self.print_line(
+                id,
+                format_args!("{name} {done} of {asked} bytes (short: drained)"),
+            ),
+            Ok(done) => self.print_line(id, format_args!("{name} {done} of {asked} bytes")),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                self.print_line(id, format_args!("{name} WouldBlock"))
+            }
+            Err(error) => self.print_line(id, format_args!("{name} error: {error}")),
+        }
+    }
+
+    #[cold]
+    fn print_request(&self, id: ConnectionId, request_line: &[u8], head: &[u8], status: Status) {
+        let line = String::from_utf8_lossy(request_line);
+        self.print_line(id, format_args!("request {line} -> {}", status.code()));
+        if self.shows(TraceLevel::States) {
+            let head = String::from_utf8_lossy(head);
+            let fields = head
+                .trim_end()
+                .lines()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join("\n      ");
+            if !fields.is_empty() {
+                self.print_line(id, format_args!("head  {fields}"));
+            }
+        }
+    }
+
+    /// One `write` per line, so lines of different workers never mix.
+    #[cold]
+    fn print_line(&self, id: ConnectionId, what: fmt::Arguments<'_>) {
         let seconds = self.started.elapsed().as_secs_f64();
         let line = format!(
-            "{seconds:11.6} w{} #{serial} t{token}  {what}\n",
-            self.worker
+            "{seconds:11.6} w{} #{} t{}  {what}\n",
+            self.worker, id.serial, id.token
         );
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        let _ = io::stderr().write_all(line.as_bytes());
     }
 
     /// Prints one line about the worker itself (accepts, timers).
@@ -91,7 +230,7 @@ impl Tracer {
         if self.shows(level) {
             let seconds = self.started.elapsed().as_secs_f64();
             let line = format!("{seconds:11.6} w{}  {what}\n", self.worker);
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let _ = io::stderr().write_all(line.as_bytes());
         }
     }
 }

@@ -6,12 +6,17 @@
 //! loop {
 //!     wait in epoll_wait until a socket is ready or the next deadline passes
 //!     read the clock once for the whole iteration
+//!     drop files that changed from the cache (inotify)
 //!     for each readiness event: run that connection's state machine
 //!     accept new connections until WouldBlock
 //!     close or answer connections whose deadline passed
-//!     write the access-log buffer if a second has passed
+//!     if asked to shut down: stop accepting, close idle connections
+//!     write the access-log buffer and publish the counters if a second has passed
 //! }
 //! ```
+//! If `epoll_wait` itself fails, the loop cannot go on: the worker says so on
+//! stderr at once and raises `SIGTERM`, so that the whole server shuts down
+//! (see [`crate::server`]) and the process exits with a nonzero status.
 //! Readiness (epoll) means the kernel tells us *when* a socket can make
 //! progress and we do the I/O ourselves, without ever blocking: one thread can
 //! juggle ten thousand connections because a connection that waits costs a
@@ -53,20 +58,23 @@ use crate::timer::{Due, Timers};
 use crate::trace::TraceLevel;
 
 /// The listening socket's token. Slab keys count up from zero, so the top of
-/// the token space is free for the two non-connection sources.
+/// the token space is free for the three sources that are not connections:
+/// this one, [`WAKER`] and [`FILE_CHANGES`].
 const LISTENER: Token = Token(usize::MAX - 1);
 
-/// The token of the waker the main thread uses to announce shutdown.
+/// The token of the waker the main thread uses to announce shutdown (and to
+/// ask for the counters).
 const WAKER: Token = Token(usize::MAX - 2);
+
+/// The token of the file cache's inotify descriptor.
+const FILE_CHANGES: Token = Token(usize::MAX - 3);
 
 /// How often a worker copies its counters to the shared board (only when
 /// they changed).
 const STATS_PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The token of the file cache's inotify descriptor.
-const FILE_CHANGES: Token = Token(usize::MAX - 3);
-
-/// Why accepting is on hold.
+/// Whether the listener may have connections to accept, and whether we may
+/// try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AcceptState {
     /// Nothing pending: the last `accept` said `WouldBlock`.
@@ -107,7 +115,7 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     /// Where this worker publishes its counters for others to read.
     board: Arc<StatsBoard>,
-    /// The counters as last published, and when to publish again.
+    /// The counters as last published, and when they were.
     published: (WorkerStats, Instant),
 }
 
@@ -152,8 +160,41 @@ impl Worker {
         Ok((worker, waker))
     }
 
-    /// Runs the event loop until a graceful shutdown completes.
+    /// Runs the event loop until a graceful shutdown completes, then closes
+    /// what is still open, flushes the log and publishes the final counters.
+    ///
+    /// If `epoll_wait` fails, reports it on stderr at once and raises
+    /// `SIGTERM` to stop the whole server (a server with a dead worker would
+    /// leave that worker's share of new connections unanswered in its listen
+    /// queue); [`crate::server::run`] handles the signal as a shutdown, and
+    /// the error returned here becomes its exit status. A program that runs a
+    /// [`crate::Server`] without handling `SIGTERM` is terminated by it.
     pub fn run(mut self) -> io::Result<()> {
+        let result = self.event_loop();
+        let why_closed = match &result {
+            Ok(()) => "shutdown grace over",
+            Err(error) => {
+                self.report(format_args!("epoll_wait failed, stopping: {error}"));
+                let _ = signal_hook::low_level::raise(libc::SIGTERM);
+                "event loop failed"
+            }
+        };
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.ctx.tracer.worker_line(
+                TraceLevel::States,
+                format_args!("t{key} closed: {why_closed}"),
+            );
+            self.close(key);
+        }
+        self.ctx.log.flush();
+        self.publish_stats();
+        result
+    }
+
+    /// The event loop itself: returns once a graceful shutdown has drained
+    /// the connections or its grace is over, or when `epoll_wait` fails.
+    fn event_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
             let timeout = self.poll_timeout();
@@ -197,27 +238,17 @@ impl Worker {
             if let Some(deadline) = self.drain_deadline
                 && (self.connections.is_empty() || now >= deadline)
             {
-                break;
+                return Ok(());
             }
         }
-        // The shutdown grace is over: close what is still open.
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            self.ctx.tracer.worker_line(
-                TraceLevel::States,
-                format_args!("t{key} closed: shutdown grace over"),
-            );
-            self.close(key);
-        }
-        self.ctx.log.flush();
-        self.publish_stats();
-        Ok(())
     }
 
     /// When the counters should be published next: a second after the last
-    /// time, if anything happened since (every event that changes a counter
-    /// also accepts, answers, sends or times out something, so four
-    /// counters tell).
+    /// time, if anything happened since. Four counters tell: every change of
+    /// a counter comes with an accept, bytes sent, a timeout or an accept
+    /// pause. A connection that only changes state or closes (without
+    /// sending) shows in the open-by-state figures with the next such change,
+    /// or when the main thread asks (`SIGUSR1`).
     fn stats_due(&self) -> Option<Instant> {
         let (published, at) = &self.published;
         let current = &self.ctx.stats;
@@ -384,6 +415,7 @@ impl Worker {
         }
     }
 
+    /// Prints one line about this worker on stderr, at once.
     fn report(&self, what: std::fmt::Arguments<'_>) {
         eprintln!("mioserve: worker {}: {what}", self.id);
     }
