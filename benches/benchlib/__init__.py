@@ -9,6 +9,8 @@ instead of growing a script:
 - ``fixtures``: the document root every server serves, with known bytes.
 - ``servers``: starting, checking and stopping mioserve, nginx and lighttpd
   as child processes on 127.0.0.1; their processes and memory.
+- ``procfs``: what ``/proc`` says about a process group: members, CPU
+  time, memory, threads.
 - ``cpu``: who used the cores during a run, from ``/proc``, and waiting
   for other processes to leave them alone before one.
 - ``wrk``: the wrk command line, running it, and parsing its output.
