@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import compare as cmp
+from benchlib.fixtures import make_fixture_root
+from benchlib.host import HOST, REPO_ROOT, ensure_installed, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 TARGET_DIR = Path(tempfile.gettempdir()) / "mioserve-callgrind-target"
 FEW, MANY = 500, 2500
 START_TIMEOUT_S = 60.0  # valgrind starts slowly
@@ -45,13 +45,13 @@ REPLY_TIMEOUT_S = 30.0
 CASES = {
     "200": "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     "304": "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-           "If-None-Match: {etag}\r\nIf-Modified-Since: {last_modified}\r\n\r\n",
+    "If-None-Match: {etag}\r\nIf-Modified-Since: {last_modified}\r\n\r\n",
 }
 
 
 def build() -> Path:
     env = dict(os.environ, CARGO_PROFILE_RELEASE_DEBUG="true", CARGO_TARGET_DIR=str(TARGET_DIR))
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, env=env, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO_ROOT, env=env, check=True)
     return TARGET_DIR / "release" / "mioserve"
 
 
@@ -83,21 +83,34 @@ def connect(port: int, server: subprocess.Popen) -> socket.socket:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
-            return socket.create_connection((cmp.HOST, port), timeout=REPLY_TIMEOUT_S)
-        except OSError:
+            return socket.create_connection((HOST, port), timeout=REPLY_TIMEOUT_S)
+        except OSError as error:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mioserve under valgrind did not start on port {port}")
+                raise RuntimeError(f"mioserve under valgrind did not start on port {port}") from error
             time.sleep(0.1)
 
 
 def count(binary: Path, root: Path, request_template: str, requests: int, out_dir: Path) -> int:
     """Total instructions of one server run that answers `requests` requests."""
-    port = cmp.free_port()
+    port = free_port()
     out_file = out_dir / f"callgrind.{requests}.out"
     server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-         str(binary), "--threads", "1", "--port", str(port), "--log", str(out_dir / "access.log"), str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out_file}",
+            str(binary),
+            "--threads",
+            "1",
+            "--port",
+            str(port),
+            "--log",
+            str(out_dir / "access.log"),
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         sock = connect(port, server)
@@ -121,20 +134,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotate", action="store_true", help="also print the top functions of the MANY run")
     args = parser.parse_args()
-    cmp.ensure_installed({"valgrind": "valgrind", "callgrind_annotate": "valgrind"})
+    ensure_installed({"valgrind": "valgrind", "callgrind_annotate": "valgrind"})
     binary = build()
-    with tempfile.TemporaryDirectory(prefix="mioserve-callgrind-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="mioserve-callgrind-") as tmp_name:
+        tmp = Path(tmp_name)
         root = tmp / "root"
-        cmp.make_fixture_root(root)
+        make_fixture_root(root)
         for case, template in CASES.items():
             few = count(binary, root, template, FEW, tmp)
             many = count(binary, root, template, MANY, tmp)
-            print(f"{case}: {(many - few) / (MANY - FEW):,.0f} instructions per request "
-                  f"(({many:,} - {few:,}) / {MANY - FEW:,})")
+            print(
+                f"{case}: {(many - few) / (MANY - FEW):,.0f} instructions per request "
+                f"(({many:,} - {few:,}) / {MANY - FEW:,})"
+            )
             if args.annotate:
-                out = subprocess.run(["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{MANY}.out")],
-                                     capture_output=True, text=True, check=True).stdout
+                out = subprocess.run(
+                    ["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{MANY}.out")],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
                 print("\n".join(out.splitlines()[:40]))
 
 

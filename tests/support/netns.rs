@@ -26,8 +26,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::server::{BIN, TestServer, server_args};
 use super::tools::{require, run, tail};
-use super::{TestServer, server_args};
 
 /// How long one `ip` command may take.
 const IP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -195,7 +195,7 @@ impl TestServer {
         let workdir = tempfile::tempdir().expect("create server working directory");
         let (server_args, log_path) = server_args(&workdir, root, extra);
         let mut args: Vec<OsString> = vec!["netns".into(), "exec".into(), (&ns.name).into()];
-        args.push(super::BIN.into());
+        args.push(BIN.into());
         args.extend(server_args);
         let mut server = TestServer::spawn_program(workdir, "ip".as_ref(), args);
         server.log_path = log_path;

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::client::{Response, find};
+use super::server::wait_timeout;
+
 /// The full path of `program` found on `PATH`; panics, naming `apt_package`, if there is
 /// none.
 pub fn require(program: &str, apt_package: &str) -> PathBuf {
@@ -52,7 +55,7 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
     let group = GroupGuard::new(&child);
     let stdout = collect(child.stdout.take().expect("piped stdout"));
     let stderr = collect(child.stderr.take().expect("piped stderr"));
-    let status = super::wait_timeout(&mut child, limit);
+    let status = wait_timeout(&mut child, limit);
     // The program is done (or about to be killed); anything it left behind in its group,
     // such as a browser's helper processes, goes with it, which also closes the pipes.
     drop(group);
@@ -183,19 +186,19 @@ pub fn sha256_file(path: &std::path::Path) -> String {
 }
 
 /// Parses one raw HTTP/1.1 response as another client printed it (`curl -i`: head, blank
-/// line, body as received) into a [`super::Response`], with the same strictness as
-/// [`super::Client`]: exact status-line shape, well-formed header lines.
-pub fn parse_raw_response(raw: &[u8]) -> super::Response {
-    let head_end = super::find(raw, b"\r\n\r\n").unwrap_or_else(|| {
+/// line, body as received) into a [`Response`], with the same strictness as
+/// [`Client`]: exact status-line shape, well-formed header lines.
+pub fn parse_raw_response(raw: &[u8]) -> Response {
+    let head_end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
         panic!(
             "no end of head in the response {:?}",
             String::from_utf8_lossy(&raw[..raw.len().min(600)])
         )
     });
     let head = std::str::from_utf8(&raw[..head_end]).expect("response head is not UTF-8");
-    super::Response {
+    Response {
         body: raw[head_end + 4..].to_vec(),
-        ..super::Response::from_head(head)
+        ..Response::from_head(head)
     }
 }
 

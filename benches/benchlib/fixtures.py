@@ -1,0 +1,50 @@
+"""The document root every benchmark serves: files with known bytes, so a
+server can be checked before it is measured."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+# The small page every small-file scenario fetches: a round size makes
+# transfer rates easy to sanity-check against req/s.
+INDEX_BYTES = 1024
+LARGE_FILE_BYTES = 64 * 1024 * 1024
+
+
+def index_page() -> bytes:
+    """An HTML page of exactly INDEX_BYTES."""
+    head = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        "<title>mioserve benchmark</title>\n</head>\n<body>\n<h1>Benchmark page</h1>\n"
+    )
+    tail = "</body>\n</html>\n"
+    filler_line = "<p>The quick brown fox jumps over the lazy dog.</p>\n"
+    body = head
+    while len(body) + len(filler_line) + len(tail) <= INDEX_BYTES:
+        body += filler_line
+    # Pad with an HTML comment so the page is exactly INDEX_BYTES.
+    pad = INDEX_BYTES - len(body) - len(tail)
+    if pad >= 8:
+        body += "<!--" + "-" * (pad - 8) + "-->\n"
+    return (body + tail).encode()
+
+
+def make_fixture_root(root: Path, *, with_large_file: bool = False) -> dict[str, bytes]:
+    """Write the benchmark files into a new directory `root` and return
+    {url path: expected body}: ``index.html`` (1 KiB), ``16k.bin``,
+    ``1m.bin`` and, if asked, ``64m.bin``."""
+    root.mkdir()
+    # Fixed seeds: the same bytes on every run, and incompressible, so nothing
+    # on the path can cheat by compressing them.
+    rng = random.Random(20240601)
+    files = {
+        "/index.html": index_page(),
+        "/16k.bin": rng.randbytes(16 * 1024),
+        "/1m.bin": rng.randbytes(1024 * 1024),
+    }
+    if with_large_file:
+        files["/64m.bin"] = random.Random(20240602).randbytes(LARGE_FILE_BYTES)
+    for url, data in files.items():
+        (root / url.lstrip("/")).write_bytes(data)
+    return files
