@@ -116,9 +116,7 @@ BACKTICKED = re.compile(r"`([^`\n]+)`")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*)$")
 FENCE = re.compile(r"^\s*```")
-RUST_PATH = re.compile(
-    r"[A-Za-z_]\w*(?:::\w+)*(?:::\{\s*\w+(?:\s*,\s*\w+)*\s*\})?(?:\(\))?"
-)
+RUST_PATH = re.compile(r"[A-Za-z_]\w*(?:::\w+)*(?:::\{\s*\w+(?:\s*,\s*\w+)*\s*\})?(?:\(\))?")
 FILE_AND_NAME = re.compile(r"(src/[\w/]+\.rs):(\w+)")
 CAMEL_CASE = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
@@ -152,9 +150,7 @@ class Code:
         names_by_file: dict[Path, frozenset[str]] = {}
         types: set[str] = set()
         for root in roots:
-            for path in (
-                path for path in root.rglob("*") if path.suffix in CODE_SUFFIXES
-            ):
+            for path in (path for path in root.rglob("*") if path.suffix in CODE_SUFFIXES):
                 text = path.read_text(encoding="utf-8")
                 names_by_file[path] = frozenset(IDENTIFIER.findall(text))
                 types.update(TYPE_DEFINITION.findall(text))
@@ -165,11 +161,7 @@ class Code:
         """The identifiers of module `a::b` (src/a/b.rs or src/a/b/mod.rs,
         with its submodules), or None when the crate has no such module."""
         base = self.root.joinpath(*segments)
-        files = [
-            path
-            for path in (base.with_suffix(".rs"), base / "mod.rs")
-            if path in self.names_by_file
-        ]
+        files = [path for path in (base.with_suffix(".rs"), base / "mod.rs") if path in self.names_by_file]
         if base.is_dir():
             files += [path for path in self.names_by_file if base in path.parents]
         if not files:
@@ -189,9 +181,7 @@ def prose_lines(doc: Path) -> list[tuple[int, str]]:
     output quote other programs, not our code)."""
     lines: list[tuple[int, str]] = []
     fenced = False
-    for number, line in enumerate(
-        doc.read_text(encoding="utf-8").splitlines(), start=1
-    ):
+    for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
         if FENCE.match(line):
             fenced = not fenced
         elif not fenced:
@@ -202,11 +192,7 @@ def prose_lines(doc: Path) -> list[tuple[int, str]]:
 @functools.cache
 def anchors(doc: Path) -> frozenset[str]:
     """The anchors of a doc's headings."""
-    return frozenset(
-        slug(match.group(1))
-        for _, line in prose_lines(doc)
-        if (match := HEADING.match(line))
-    )
+    return frozenset(slug(match.group(1)) for _, line in prose_lines(doc) if (match := HEADING.match(line)))
 
 
 def check_link(doc: Path, target: str) -> str | None:
@@ -239,9 +225,7 @@ def split_rust_path(text: str) -> list[str]:
     text = text.removesuffix("()")
     head, _, group = text.partition("{")
     segments = [segment for segment in head.split("::") if segment]
-    return segments + [
-        name.strip() for name in group.rstrip("}").split(",") if name.strip()
-    ]
+    return segments + [name.strip() for name in group.rstrip("}").split(",") if name.strip()]
 
 
 def check_rust_path(text: str, code: Code) -> str | None:
@@ -253,11 +237,7 @@ def check_rust_path(text: str, code: Code) -> str | None:
     rest = segments
     if segments[0][0].islower():
         module_length = next(
-            (
-                n
-                for n in range(len(segments) - 1, 0, -1)
-                if code.module_names(segments[:n]) is not None
-            ),
+            (n for n in range(len(segments) - 1, 0, -1) if code.module_names(segments[:n]) is not None),
             0,
         )
         if module_length == 0:
@@ -308,17 +288,13 @@ def code_for(doc: Path) -> Code:
 
 def main() -> int:
     started = time.monotonic()
-    stale = [
-        reference for doc in DOCS for reference in stale_references(doc, code_for(doc))
-    ]
+    stale = [reference for doc in DOCS for reference in stale_references(doc, code_for(doc))]
     for reference in stale:
         print(reference)
     if stale:
         return 1
     elapsed = time.monotonic() - started
-    print(
-        f"check-doc-refs: every code reference in {len(DOCS)} docs resolves ({elapsed:.2f} s)"
-    )
+    print(f"check-doc-refs: every code reference in {len(DOCS)} docs resolves ({elapsed:.2f} s)")
     return 0
 
 
