@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::cache::{CachedFile, FileCache, FileFacts, Freshness, MAX_CACHED_FILE_BYTES};
 use crate::files::{self, DocumentRoot, Lookup};
@@ -37,7 +37,7 @@ const CUSTOM_PAGES: [(Status, &str); 2] = [
 pub struct Site {
     /// Where files come from.
     pub root: DocumentRoot,
-    /// One small HTML page per status, indexed like [`Status::ALL`].
+    /// One small HTML page per status, indexed by [`Status::index`].
     pages: Vec<Box<[u8]>>,
     /// The live counters, and the path they are served at, if any.
     stats: Option<StatsEndpoint>,
@@ -86,8 +86,7 @@ impl Site {
     }
 
     fn page(&self, status: Status) -> &[u8] {
-        let index = Status::ALL.iter().position(|&s| s == status).unwrap_or(0);
-        &self.pages[index]
+        &self.pages[status.index()]
     }
 }
 
@@ -324,7 +323,7 @@ impl FileAnswer<'_> {
         let not_modified = match header(request.if_none_match) {
             Some(tags) => validators::none_match_fails(tags, &facts.etag),
             None => header(request.if_modified_since)
-                .is_some_and(|since| is_unmodified_since(facts.modified, since)),
+                .is_some_and(|since| validators::is_unmodified_since(facts.modified, since)),
         };
         // Ranges apply to GET only, and only if If-Range (when present) holds.
         let range = match header(request.range) {
@@ -446,37 +445,9 @@ fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments<'_>) -> &'a [
     &buffer[..written]
 }
 
-/// RFC 9110 §13.1.3: the condition is false (send `304`) when the file has
-/// not been modified since the date `since`; a value that is not a valid
-/// HTTP date is ignored. HTTP dates have whole seconds, so the modification
-/// time is truncated before comparing.
-fn is_unmodified_since(modified: SystemTime, since: &[u8]) -> bool {
-    let Some(since) = std::str::from_utf8(since)
-        .ok()
-        .and_then(|date| httpdate::parse_http_date(date).ok())
-    else {
-        return false;
-    };
-    let modified_seconds = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    since >= UNIX_EPOCH + Duration::from_secs(modified_seconds)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_modified_since_compares_whole_seconds_and_ignores_invalid_dates() {
-        let modified = UNIX_EPOCH + Duration::from_millis(1_000_500);
-        let at = |secs| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-        assert!(is_unmodified_since(modified, at(1000).as_bytes()));
-        assert!(is_unmodified_since(modified, at(2000).as_bytes()));
-        assert!(!is_unmodified_since(modified, at(999).as_bytes()));
-        assert!(!is_unmodified_since(modified, b"yesterday"));
-        assert!(!is_unmodified_since(modified, b"\xff"));
-    }
 
     #[test]
     fn generated_pages_name_their_status() {
