@@ -30,9 +30,13 @@
 //! an entry is also trusted for at most [`CACHE_VALIDITY`] after it was last
 //! checked (nginx's `open_file_cache_valid`); the next request then re-opens
 //! and `fstat`s the file: if the device, inode, size and modification time
-//! are unchanged, the entry is trusted again, otherwise it is reloaded. A
-//! file that changes while it is being read into memory is not cached: that
-//! request is answered from the open file, with `sendfile`.
+//! are unchanged, the entry is trusted again, otherwise it is read again (or,
+//! grown past [`MAX_CACHED_FILE_BYTES`], sent from disk).
+//!
+//! A file is watched before it is read into memory, so a change during the
+//! read is reported and drops the new entry; a file that shrinks while being
+//! read is not cached at all, and that request is answered from the open
+//! file, with `sendfile`.
 //!
 //! ## Bounds
 //! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
