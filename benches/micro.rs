@@ -1,5 +1,7 @@
 //! Micro-benchmarks of the request path's CPU work, without sockets:
-//! parsing a request head, decoding its path, and building a response head.
+//! parsing a request head, decoding its path, building a response head with
+//! the server's own [`FileFacts::write_fields`] and `header_number`, and the
+//! whole decision for one request ([`respond::answer`] on a cached file).
 //! Regressions show up here without a load test.
 //!
 //! `cargo bench --bench micro` prints nanoseconds per operation (the median
@@ -9,11 +11,13 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use mioserve::cache::{FileCache, FileFacts};
 use mioserve::files::decode_path;
-use mioserve::http::Status;
-use mioserve::http::request::parse;
+use mioserve::http::request::{Parsed, parse};
 use mioserve::http::response::HeadWriter;
 use mioserve::http::validators::EntityTag;
+use mioserve::http::{Request, Status};
+use mioserve::respond::{self, Env, Site};
 
 /// Named inputs: what browsers and load generators actually send.
 const REQUESTS: [(&str, &[u8]); 3] = [
@@ -89,44 +93,100 @@ fn main() {
     }
     let mut out = Vec::with_capacity(1024);
     let modified = UNIX_EPOCH + Duration::from_secs(1_681_806_734);
-    let etag = EntityTag::of(modified, 1234);
+    let facts = FileFacts {
+        len: 1234,
+        modified,
+        etag: EntityTag::of(modified, 1234),
+        mime: "text/html",
+    };
     report(
         "response head",
         "200 with file fields",
         time_per_call(|| {
             out.clear();
-            let mut head =
-                HeadWriter::start(&mut out, Status::Ok, b"Sun, 22 Nov 2026 03:12:52 GMT");
-            head.content_type("text/html");
-            head.header("ETag", etag.as_bytes());
-            head.date("Last-Modified", modified);
-            head.header("Accept-Ranges", b"bytes");
-            head.header_display("Content-Length", 1234u64);
-            head.connection(Some(Duration::from_secs(10)));
+            let mut head = HeadWriter::start(&mut out, Status::Ok, DATE);
+            facts.write_fields(&mut head);
+            head.header_number("Content-Length", facts.len);
+            head.connection(Some(KEEP_ALIVE));
             head.finish();
             black_box(&out);
         }),
     );
+    // What the file cache stores with each entry.
     let mut fields = Vec::new();
-    {
-        let mut head = HeadWriter::fields_only(&mut fields);
-        head.content_type("text/html");
-        head.header("ETag", etag.as_bytes());
-        head.date("Last-Modified", modified);
-        head.header("Accept-Ranges", b"bytes");
-    }
+    facts.write_fields(&mut HeadWriter::fields_only(&mut fields));
     report(
         "response head",
         "200, cached fields",
         time_per_call(|| {
             out.clear();
-            let mut head =
-                HeadWriter::start(&mut out, Status::Ok, b"Sun, 22 Nov 2026 03:12:52 GMT");
+            let mut head = HeadWriter::start(&mut out, Status::Ok, DATE);
             head.fields(&fields);
-            head.header_display("Content-Length", 1234u64);
-            head.connection(Some(Duration::from_secs(10)));
+            head.header_number("Content-Length", facts.len);
+            head.connection(Some(KEEP_ALIVE));
             head.finish();
             black_box(&out);
         }),
     );
+    answer_from_the_cache();
+}
+
+/// The `Date` every timed head carries.
+const DATE: &[u8] = b"Sun, 22 Nov 2026 03:12:52 GMT";
+
+/// The keep-alive timeout every timed head announces.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// [`respond::answer`] for a 1 KiB file in the worker's cache: a plain `GET`
+/// (`200`, the body copied after the head) and a revalidation (`304`).
+fn answer_from_the_cache() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let index = dir.path().join("index.html");
+    std::fs::write(&index, [b'x'; 1024]).expect("index.html written");
+    let metadata = std::fs::metadata(&index).expect("index.html exists");
+    let modified = metadata.modified().expect("a modification time");
+    let etag = EntityTag::of(modified, metadata.len());
+    let site = Site::open(dir.path()).expect("the site opens");
+    let mut cache = FileCache::default();
+    let mut scratch = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(4096);
+    let env = Env {
+        date: DATE,
+        keep_alive: Some(KEEP_ALIVE),
+        now: Instant::now(),
+    };
+    let mut answer = |request: &Request, raw: &[u8]| {
+        out.clear();
+        respond::answer(&site, &mut cache, request, raw, env, &mut scratch, &mut out)
+    };
+    let get = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    assert_eq!(answer(&complete(get), get).status, Status::Ok);
+    let revalidation = format!(
+        "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: {}\r\n\r\n",
+        String::from_utf8_lossy(etag.as_bytes())
+    );
+    let revalidation = revalidation.as_bytes();
+    assert_eq!(
+        answer(&complete(revalidation), revalidation).status,
+        Status::NotModified
+    );
+    let cases: [(&str, &[u8]); 2] = [("200 from the cache", get), ("304", revalidation)];
+    for (name, raw) in cases {
+        let request = complete(raw);
+        report(
+            "answer",
+            name,
+            time_per_call(|| {
+                black_box(answer(black_box(&request), raw));
+            }),
+        );
+    }
+}
+
+/// The request in `raw`, which must be a complete head.
+fn complete(raw: &[u8]) -> Request {
+    match parse(raw) {
+        Ok(Parsed::Complete(request)) => request,
+        other => panic!("not a complete request: {other:?}"),
+    }
 }

@@ -2,6 +2,12 @@
 //! serving one costs no `open`, `fstat`, `sendfile` or `close`: the whole
 //! response (head and body) leaves in a single `send`.
 //!
+//! [`FileCache::serve`] is the one call a request makes: it answers a decoded
+//! path with a [`FileBody`] from memory when it can, and otherwise looks the
+//! path up in the document root, caches what it found if it is small, and
+//! passes on what the lookup said. The caller sees where the bytes come from,
+//! never how the cache decided.
+//!
 //! ## Why in memory, and only small files
 //! `sendfile` saves copying a body through user space, which matters for
 //! large files. For a small file the copy is a few hundred nanoseconds, while
@@ -24,7 +30,13 @@
 //! an entry is also trusted for at most [`CACHE_VALIDITY`] after it was last
 //! checked (nginx's `open_file_cache_valid`); the next request then re-opens
 //! and `fstat`s the file: if the device, inode, size and modification time
-//! are unchanged, the entry is trusted again, otherwise it is reloaded.
+//! are unchanged, the entry is trusted again, otherwise it is read again (or,
+//! grown past [`MAX_CACHED_FILE_BYTES`], sent from disk).
+//!
+//! A file is watched before it is read into memory, so a change during the
+//! read is reported and drops the new entry; a file that shrinks while being
+//! read is not cached at all, and that request is answered from the open
+//! file, with `sendfile`.
 //!
 //! ## Bounds
 //! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
@@ -36,7 +48,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::files::{FileIdentity, PathForm};
+use crate::files::{DocumentRoot, FileIdentity, Lookup, PathForm, StaticFile};
+use crate::http::Status;
 use crate::http::response::HeadWriter;
 use crate::http::validators::EntityTag;
 use crate::sys;
@@ -78,6 +91,16 @@ pub struct FileFacts {
 }
 
 impl FileFacts {
+    /// The facts of a file just opened.
+    pub fn of(file: &StaticFile) -> FileFacts {
+        FileFacts {
+            len: file.len,
+            modified: file.modified,
+            etag: EntityTag::of(file.modified, file.len),
+            mime: file.mime,
+        }
+    }
+
     /// Appends the header fields that describe the file itself (not this
     /// response): `Content-Type`, `ETag`, `Last-Modified`, `Accept-Ranges`.
     pub fn write_fields(&self, head: &mut HeadWriter<'_>) {
@@ -97,11 +120,65 @@ pub struct CachedFile {
     pub fields: Box<[u8]>,
     /// The whole content.
     pub body: Box<[u8]>,
+    /// Which version of the file the body is, to confirm a stale entry.
     identity: FileIdentity,
+    /// When the file was last opened and found to be this version.
     checked_at: Instant,
+    /// [`FileCache::uses`] when the entry was last served, for eviction.
     last_used: u64,
     /// The inotify watch on the file (shared by entries of the same file).
     watch: Option<i32>,
+}
+
+/// A file to answer with, and where its bytes come from.
+#[derive(Debug)]
+pub enum FileBody<'a> {
+    /// The worker's in-memory copy: the body is appended after the head and
+    /// the whole response leaves in one `send`.
+    Cached(&'a CachedFile),
+    /// The open file: its bytes go out with `sendfile`.
+    Disk {
+        /// The file, open for reading.
+        file: File,
+        /// What the response says about it.
+        facts: FileFacts,
+    },
+}
+
+impl FileBody<'_> {
+    /// The facts of the file, wherever its bytes come from.
+    pub fn facts(&self) -> &FileFacts {
+        match self {
+            FileBody::Cached(cached) => &cached.facts,
+            FileBody::Disk { facts, .. } => facts,
+        }
+    }
+}
+
+/// What a decoded path leads to, as [`FileCache::serve`] answers it: the
+/// outcomes of [`Lookup`], with the file's bytes in memory when they can be.
+#[derive(Debug)]
+pub enum Served<'a> {
+    /// A regular file.
+    File(FileBody<'a>),
+    /// A directory named without its trailing slash ([`Lookup::AddSlash`]).
+    AddSlash,
+    /// Nothing we will serve ([`Lookup::Refused`]).
+    Refused(Status),
+}
+
+impl From<Lookup> for Served<'static> {
+    /// What a lookup found, with a file sent from disk.
+    fn from(lookup: Lookup) -> Served<'static> {
+        match lookup {
+            Lookup::File(file) => Served::File(FileBody::Disk {
+                facts: FileFacts::of(&file),
+                file: file.file,
+            }),
+            Lookup::AddSlash => Served::AddSlash,
+            Lookup::Refused(status) => Served::Refused(status),
+        }
+    }
 }
 
 /// A worker's cache of small files, keyed by the decoded path as requested
@@ -109,10 +186,14 @@ pub struct CachedFile {
 /// requests: `"a/b"` and `"a/b/"` are different requests.
 #[derive(Debug)]
 pub struct FileCache {
+    /// The cached files, by key.
     entries: HashMap<Box<[u8]>, CachedFile>,
+    /// The sum of the entries' body lengths, bounded by [`MAX_CACHED_BYTES`].
     content_bytes: usize,
+    /// A clock that ticks once per request, for least-recently-used order.
     uses: u64,
-    /// The key being looked up, built here so a lookup allocates nothing.
+    /// The key of the path being served, built here once per request so that
+    /// serving allocates nothing.
     key: Vec<u8>,
     /// The inotify descriptor reporting changes to cached files; `None` if
     /// inotify is unavailable (then [`CACHE_VALIDITY`] alone bounds
@@ -126,15 +207,15 @@ impl Default for FileCache {
     }
 }
 
-/// The outcome of looking a path up in the cache.
+/// What the cache holds under a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Freshness {
-    /// A fresh entry: serve it ([`FileCache::get`]).
+enum Freshness {
+    /// An entry checked less than [`CACHE_VALIDITY`] ago: serve it.
     Fresh,
-    /// An entry older than [`CACHE_VALIDITY`]: check the file again, then
-    /// [`FileCache::confirm`] it or [`FileCache::insert`] the new version.
+    /// An entry older than that: open the file again, and confirm the entry
+    /// if the file is still this version.
     Stale(FileIdentity),
-    /// Nothing cached.
+    /// Nothing.
     Missing,
 }
 
@@ -211,10 +292,57 @@ impl FileCache {
         }
     }
 
-    /// How fresh the entry for a decoded path is; marks it used.
-    pub fn freshness(&mut self, path: &[u8], form: PathForm, now: Instant) -> Freshness {
-        self.uses += 1;
+    /// Answers a path decoded by [`crate::files::decode_path`] (in `path`, of
+    /// form `form`): from memory when a fresh copy is cached; otherwise from
+    /// `root`, keeping a copy of a small file for the next requests. For a
+    /// directory the lookup appends `/index.html` to `path`.
+    pub fn serve(
+        &mut self,
+        root: &DocumentRoot,
+        path: &mut Vec<u8>,
+        form: PathForm,
+        now: Instant,
+    ) -> Served<'_> {
         set_key(&mut self.key, path, form);
+        let stale = match self.freshness(now) {
+            // Returning the entry found by `freshness` itself is what the
+            // borrow checker cannot yet accept (the other arms go on to change
+            // the cache), hence this second lookup.
+            Freshness::Fresh => {
+                return match self.entries.get(&self.key[..]) {
+                    Some(entry) => Served::File(FileBody::Cached(entry)),
+                    None => Served::from(root.lookup_decoded(path, form)),
+                };
+            }
+            Freshness::Stale(identity) => Some(identity),
+            Freshness::Missing => None,
+        };
+        let file = match root.lookup_decoded(path, form) {
+            Lookup::File(file) => file,
+            not_a_file => return Served::from(not_a_file),
+        };
+        let facts = FileFacts::of(&file);
+        let cached = if stale == Some(file.identity) {
+            self.confirm(now)
+        } else if file.len <= MAX_CACHED_FILE_BYTES {
+            // None if the file changed while being read: it is sent from
+            // disk instead.
+            self.insert(&file, facts, now).ok()
+        } else {
+            None
+        };
+        match cached {
+            Some(entry) => Served::File(FileBody::Cached(entry)),
+            None => Served::File(FileBody::Disk {
+                file: file.file,
+                facts,
+            }),
+        }
+    }
+
+    /// What is cached under the current key; marks a fresh entry used.
+    fn freshness(&mut self, now: Instant) -> Freshness {
+        self.uses += 1;
         match self.entries.get_mut(&self.key[..]) {
             Some(entry) if now.saturating_duration_since(entry.checked_at) < CACHE_VALIDITY => {
                 entry.last_used = self.uses;
@@ -225,31 +353,21 @@ impl FileCache {
         }
     }
 
-    /// The entry for a decoded path.
-    pub fn get(&mut self, path: &[u8], form: PathForm) -> Option<&CachedFile> {
-        set_key(&mut self.key, path, form);
-        self.entries.get(&self.key[..])
-    }
-
-    /// The file behind a stale entry was checked and has not changed: trust
-    /// the entry for another [`CACHE_VALIDITY`].
-    pub fn confirm(&mut self, path: &[u8], form: PathForm, now: Instant) {
-        set_key(&mut self.key, path, form);
-        if let Some(entry) = self.entries.get_mut(&self.key[..]) {
-            entry.checked_at = now;
-        }
+    /// The file behind the stale entry under the current key was opened again
+    /// and has not changed: trusts the entry for another [`CACHE_VALIDITY`].
+    fn confirm(&mut self, now: Instant) -> Option<&CachedFile> {
+        let entry = self.entries.get_mut(&self.key[..])?;
+        entry.checked_at = now;
+        Some(entry)
     }
 
     /// Reads `file` (at most [`MAX_CACHED_FILE_BYTES`], checked by the
-    /// caller) and caches it under `key`, evicting the least recently used
-    /// entries to make room.
-    pub fn insert(
+    /// caller) and caches it under the current key, replacing any older
+    /// version and evicting the least recently used entries to make room.
+    fn insert(
         &mut self,
-        path: &[u8],
-        form: PathForm,
-        mut file: &File,
+        file: &StaticFile,
         facts: FileFacts,
-        identity: FileIdentity,
         now: Instant,
     ) -> io::Result<&CachedFile> {
         // Watch before reading: a change made while we read is then reported
@@ -257,14 +375,13 @@ impl FileCache {
         let watch = self
             .watcher
             .as_ref()
-            .and_then(|watcher| sys::inotify_watch(watcher, file, WATCHED_CHANGES).ok());
+            .and_then(|watcher| sys::inotify_watch(watcher, &file.file, WATCHED_CHANGES).ok());
         let mut body = Vec::with_capacity(facts.len as usize);
-        (&mut file).take(facts.len).read_to_end(&mut body)?;
+        (&file.file).take(facts.len).read_to_end(&mut body)?;
         if body.len() as u64 != facts.len {
             // The file changed while we read it; do not cache a torn copy.
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
-        set_key(&mut self.key, path, form);
         if let Some(old) = self.entries.remove(&self.key[..]) {
             self.content_bytes -= old.body.len();
             if old.watch != watch {
@@ -284,7 +401,7 @@ impl FileCache {
             facts,
             fields: fields.into_boxed_slice(),
             body: body.into_boxed_slice(),
-            identity,
+            identity: file.identity,
             checked_at: now,
             last_used: self.uses,
             watch,
@@ -329,106 +446,160 @@ fn set_key(key: &mut Vec<u8>, path: &[u8], form: PathForm) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
-    fn cache_file(cache: &mut FileCache, path: &[u8], contents: &[u8], now: Instant) {
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(contents).unwrap();
-        let metadata = file.metadata().unwrap();
-        let identity = FileIdentity::of(&metadata).unwrap();
-        let facts = FileFacts {
-            len: metadata.len(),
-            modified: metadata.modified().unwrap(),
-            etag: EntityTag::of(metadata.modified().unwrap(), metadata.len()),
-            mime: "text/plain",
-        };
-        use std::io::Seek;
-        file.rewind().unwrap();
-        cache
-            .insert(path, PathForm::File, &file, facts, identity, now)
-            .unwrap();
+    /// A document root holding `files`, and the directory it is in.
+    fn site(files: &[(&str, &[u8])]) -> (tempfile::TempDir, DocumentRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).unwrap();
+        }
+        let root = DocumentRoot::open(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    /// Serves `path` as a file request.
+    fn serve<'a>(
+        cache: &'a mut FileCache,
+        root: &DocumentRoot,
+        path: &str,
+        now: Instant,
+    ) -> Served<'a> {
+        cache.serve(root, &mut path.as_bytes().to_vec(), PathForm::File, now)
+    }
+
+    /// The cached entry `serve` answered with; fails on anything else.
+    fn cached<'a>(served: Served<'a>) -> &'a CachedFile {
+        match served {
+            Served::File(FileBody::Cached(entry)) => entry,
+            other => panic!("expected a cached file, got {other:?}"),
+        }
+    }
+
+    /// What is cached for `path` (a file request) at `now`.
+    fn freshness(cache: &mut FileCache, path: &[u8], form: PathForm, now: Instant) -> Freshness {
+        set_key(&mut cache.key, path, form);
+        cache.freshness(now)
     }
 
     #[test]
     fn entries_are_fresh_then_stale_then_confirmed() {
         let start = Instant::now();
+        let (_dir, root) = site(&[("a.txt", b"hello")]);
         let mut cache = FileCache::default();
         let file = PathForm::File;
-        assert_eq!(cache.freshness(b"a", file, start), Freshness::Missing);
-        cache_file(&mut cache, b"a", b"hello", start);
-        assert_eq!(cache.freshness(b"a", file, start), Freshness::Fresh);
-        let entry = cache.get(b"a", file).unwrap();
+        assert_eq!(
+            freshness(&mut cache, b"a.txt", file, start),
+            Freshness::Missing
+        );
+        let entry = cached(serve(&mut cache, &root, "a.txt", start));
         assert_eq!(&*entry.body, b"hello");
         let fields = String::from_utf8(entry.fields.to_vec()).unwrap();
         assert!(fields.starts_with("\r\nContent-Type: text/plain; charset=utf-8\r\nETag: \""));
         assert!(fields.ends_with("\r\nAccept-Ranges: bytes"));
+        let body = entry.body.as_ptr();
+        assert_eq!(
+            freshness(&mut cache, b"a.txt", file, start),
+            Freshness::Fresh
+        );
         let later = start + CACHE_VALIDITY;
         assert!(matches!(
-            cache.freshness(b"a", file, later),
+            freshness(&mut cache, b"a.txt", file, later),
             Freshness::Stale(_)
         ));
-        cache.confirm(b"a", file, later);
-        assert_eq!(cache.freshness(b"a", file, later), Freshness::Fresh);
+        // The file has not changed: the same entry is trusted again.
+        let entry = cached(serve(&mut cache, &root, "a.txt", later));
+        assert_eq!(entry.body.as_ptr(), body, "confirmed, not read again");
         assert_eq!(
-            cache.freshness(b"a", PathForm::Directory, later),
+            freshness(&mut cache, b"a.txt", file, later),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            freshness(&mut cache, b"a.txt", PathForm::Directory, later),
             Freshness::Missing
         );
     }
 
     #[test]
+    fn a_stale_entry_of_a_changed_file_is_reloaded() {
+        let start = Instant::now();
+        let (dir, root) = site(&[("a", b"old")]);
+        let mut cache = FileCache::default();
+        cached(serve(&mut cache, &root, "a", start));
+        std::fs::write(dir.path().join("a"), b"newer").unwrap();
+        // inotify's report of the change is not read here (no
+        // `apply_changes`): the check of a stale entry alone must find it.
+        let later = start + CACHE_VALIDITY;
+        let entry = cached(serve(&mut cache, &root, "a", later));
+        assert_eq!(&*entry.body, b"newer");
+        assert_eq!(entry.facts.len, 5);
+        assert_eq!(cache.content_bytes, 5);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn a_changed_file_is_dropped_as_soon_as_the_change_is_read() {
         let now = Instant::now();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("page.html");
-        std::fs::write(&path, b"old").unwrap();
-        let file = File::open(&path).unwrap();
-        let metadata = file.metadata().unwrap();
-        let facts = FileFacts {
-            len: 3,
-            modified: metadata.modified().unwrap(),
-            etag: EntityTag::of(metadata.modified().unwrap(), 3),
-            mime: "text/html",
-        };
-        let identity = FileIdentity::of(&metadata).unwrap();
+        let (dir, root) = site(&[("page.html", b"old")]);
         let mut cache = FileCache::new();
         assert!(cache.watcher().is_some(), "inotify is available on Linux");
-        cache
-            .insert(b"page.html", PathForm::File, &file, facts, identity, now)
-            .unwrap();
+        cached(serve(&mut cache, &root, "page.html", now));
         cache.apply_changes();
         assert_eq!(
-            cache.freshness(b"page.html", PathForm::File, now),
+            freshness(&mut cache, b"page.html", PathForm::File, now),
             Freshness::Fresh
         );
-        std::fs::write(&path, b"new").unwrap();
+        std::fs::write(dir.path().join("page.html"), b"new").unwrap();
         cache.apply_changes();
         assert_eq!(
-            cache.freshness(b"page.html", PathForm::File, now),
+            freshness(&mut cache, b"page.html", PathForm::File, now),
             Freshness::Missing
         );
         assert_eq!(cache.content_bytes, 0);
     }
 
     #[test]
+    fn large_files_and_non_files_are_not_cached() {
+        let now = Instant::now();
+        let large = vec![b'x'; MAX_CACHED_FILE_BYTES as usize + 1];
+        let (_dir, root) = site(&[("large", &large)]);
+        let mut cache = FileCache::default();
+        match serve(&mut cache, &root, "large", now) {
+            Served::File(FileBody::Disk { facts, .. }) => assert_eq!(facts.len, large.len() as u64),
+            other => panic!("expected a file from disk, got {other:?}"),
+        }
+        assert!(matches!(
+            serve(&mut cache, &root, "missing", now),
+            Served::Refused(Status::NotFound)
+        ));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
     fn the_least_recently_used_entry_is_evicted() {
         let now = Instant::now();
+        let names: Vec<String> = (0..=MAX_CACHED_FILES).map(|i| format!("f{i}")).collect();
+        let files: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(|name| (name.as_str(), &b"x"[..]))
+            .collect();
+        let (_dir, root) = site(&files);
         let mut cache = FileCache::default();
-        for i in 0..MAX_CACHED_FILES {
-            cache_file(&mut cache, format!("f{i}").as_bytes(), b"x", now);
+        for name in &names[..MAX_CACHED_FILES] {
+            cached(serve(&mut cache, &root, name, now));
         }
         // Touch f0 so that f1 is now the oldest.
         assert_eq!(
-            cache.freshness(b"f0", PathForm::File, now),
+            freshness(&mut cache, b"f0", PathForm::File, now),
             Freshness::Fresh
         );
-        cache_file(&mut cache, b"new", b"y", now);
+        cached(serve(&mut cache, &root, &names[MAX_CACHED_FILES], now));
         assert_eq!(cache.len(), MAX_CACHED_FILES);
         assert_eq!(
-            cache.freshness(b"f0", PathForm::File, now),
+            freshness(&mut cache, b"f0", PathForm::File, now),
             Freshness::Fresh
         );
         assert_eq!(
-            cache.freshness(b"f1", PathForm::File, now),
+            freshness(&mut cache, b"f1", PathForm::File, now),
             Freshness::Missing
         );
     }

@@ -6,10 +6,11 @@
 //! ```
 //!
 //! Logging must never slow serving down nor lose a line. So each worker
-//! formats its lines into its own buffer, with no lock and no allocation, and
-//! writes the whole buffer with a single `write` to a file opened with
-//! `O_APPEND` at most once a second (or when the buffer reaches
-//! [`LOG_BUFFER_FLUSH_BYTES`]), and on shutdown. `O_APPEND` makes the kernel
+//! formats its lines into its own buffer, with no lock and no allocation (the
+//! buffer is reserved at start and reused), and writes the whole buffer with a
+//! single `write` to a file opened with `O_APPEND`: [`LOG_FLUSH_INTERVAL`]
+//! after the first line it holds, as soon as it holds
+//! [`LOG_BUFFER_FLUSH_BYTES`], and on shutdown. `O_APPEND` makes the kernel
 //! position each write at the end of the file atomically, and every write
 //! holds only whole lines, so lines from different workers never interleave.
 //! Such a write lands in the page cache; no request waits for the disk.
@@ -80,7 +81,6 @@ impl AccessLog {
             return;
         }
         let lines = &mut self.lines;
-        // Writing into a Vec cannot fail.
         push_ip(lines, entry.client);
         lines.extend_from_slice(b" - - ");
         lines.extend_from_slice(entry.time);

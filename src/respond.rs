@@ -2,25 +2,27 @@
 //!
 //! Given a parsed request (or the reason it could not be parsed), this module
 //! picks the status, writes the response head into the connection's output
-//! buffer, and says what follows the head: nothing, a small in-memory page
-//! (already appended after the head), or a file to send with `sendfile`.
+//! buffer, and says what follows the head: nothing, a body already appended
+//! after the head (a status page, the stats, or a file from the worker's
+//! [`FileCache`]), or a file to send with `sendfile`.
 //! It never touches the socket: the connection's state machine does the I/O.
+//! Where a file's bytes come from is the cache's business
+//! ([`FileCache::serve`]); this module makes the HTTP decisions around them.
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use crate::cache::{CachedFile, FileCache, FileFacts, Freshness, MAX_CACHED_FILE_BYTES};
-use crate::files::{self, DocumentRoot, Lookup};
-use crate::stats::StatsBoard;
 use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::cache::{FileBody, FileCache, Served};
+use crate::files::{self, DocumentRoot};
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
-use crate::http::validators::{self, EntityTag};
+use crate::http::validators;
 use crate::http::{Method, Request, Span, Status};
+use crate::stats::StatsBoard;
 
 /// The methods we allow, for the `Allow` header of `405` (RFC 9110 §15.5.6).
 pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD";
@@ -37,7 +39,7 @@ const CUSTOM_PAGES: [(Status, &str); 2] = [
 pub struct Site {
     /// Where files come from.
     pub root: DocumentRoot,
-    /// One small HTML page per status, indexed like [`Status::ALL`].
+    /// One small HTML page per status, indexed by [`Status::index`].
     pages: Vec<Box<[u8]>>,
     /// The live counters, and the path they are served at, if any.
     stats: Option<StatsEndpoint>,
@@ -86,8 +88,7 @@ impl Site {
     }
 
     fn page(&self, status: Status) -> &[u8] {
-        let index = Status::ALL.iter().position(|&s| s == status).unwrap_or(0);
-        &self.pages[index]
+        &self.pages[status.index()]
     }
 }
 
@@ -179,46 +180,9 @@ pub fn answer(
         Ok(form) => form,
         Err(status) => return status_page(status, None, out),
     };
-    let file_answer = FileAnswer {
-        site,
-        request,
-        input,
-        keep_alive,
-        env,
-    };
-    let cached_identity = match cache.freshness(scratch, form, env.now) {
-        Freshness::Fresh => match cache.get(scratch, form) {
-            Some(cached) => return file_answer.write(&cached.facts, FileBody::Cached(cached), out),
-            None => None,
-        },
-        Freshness::Stale(identity) => Some(identity),
-        Freshness::Missing => None,
-    };
-    let path_len = scratch.len();
-    match site.root.lookup_decoded(scratch, form) {
-        Lookup::File(file) => {
-            let path = &scratch[..path_len];
-            let facts = FileFacts {
-                len: file.len,
-                modified: file.modified,
-                etag: EntityTag::of(file.modified, file.len),
-                mime: file.mime,
-            };
-            if cached_identity == Some(file.identity) {
-                cache.confirm(path, form, env.now);
-            } else if file.len <= MAX_CACHED_FILE_BYTES {
-                // On failure (the file changed while being read), fall
-                // through and send it from disk.
-                let _ = cache.insert(path, form, &file.file, facts, file.identity, env.now);
-            }
-            match cache.get(path, form) {
-                Some(cached) if cached.facts.etag == facts.etag => {
-                    file_answer.write(&cached.facts, FileBody::Cached(cached), out)
-                }
-                _ => file_answer.write(&facts, FileBody::Disk(file.file), out),
-            }
-        }
-        Lookup::AddSlash => {
+    match cache.serve(&site.root, scratch, form, env.now) {
+        Served::File(body) => answer_file(site, request, input, keep_alive, env, body, out),
+        Served::AddSlash => {
             let (path, query) = files::split_target(target);
             scratch.clear();
             scratch.extend_from_slice(path);
@@ -229,7 +193,7 @@ pub fn answer(
             }
             status_page(Status::MovedPermanently, Some(&scratch[..]), out)
         }
-        Lookup::Refused(status) => status_page(status, None, out),
+        Served::Refused(status) => status_page(status, None, out),
     }
 }
 
@@ -288,122 +252,102 @@ impl StatusPage<'_> {
     }
 }
 
-/// Where a file's bytes come from.
-#[derive(Debug)]
-enum FileBody<'a> {
-    /// The worker's in-memory copy: the body is appended after the head and
-    /// the whole response leaves in one `send`.
-    Cached(&'a CachedFile),
-    /// The open file: its bytes go out with `sendfile`.
-    Disk(File),
-}
-
-/// What answering with a file needs to know about the request.
-#[derive(Clone, Copy, Debug)]
-struct FileAnswer<'a> {
-    site: &'a Site,
-    request: &'a Request,
-    input: &'a [u8],
+/// Answers with a file: `200` and its body, `304` when the client's copy is
+/// current, `206` with one byte range, or `416` when the range lies beyond the
+/// end. `input` is the buffer `request`'s spans point into.
+fn answer_file(
+    site: &Site,
+    request: &Request,
+    input: &[u8],
     keep_alive: bool,
-    env: Env<'a>,
-}
-
-impl FileAnswer<'_> {
-    /// Answers with a file: `200` and its body, `304` when the client's copy
-    /// is current, `206` with one byte range, or `416` when the range lies
-    /// beyond the end.
-    fn write(self, facts: &FileFacts, body: FileBody<'_>, out: &mut Vec<u8>) -> Answer {
-        let FileAnswer {
-            site,
-            request,
-            input,
-            keep_alive,
-            env,
-        } = self;
-        let header = |span: Option<Span>| span.map(|span| span.of(input));
-        let not_modified = match header(request.if_none_match) {
-            Some(tags) => validators::none_match_fails(tags, &facts.etag),
-            None => header(request.if_modified_since)
-                .is_some_and(|since| is_unmodified_since(facts.modified, since)),
-        };
-        // Ranges apply to GET only, and only if If-Range (when present) holds.
-        let range = match header(request.range) {
-            Some(range) if request.method == Method::Get && !not_modified => {
-                let if_range = header(request.if_range);
-                if if_range.is_none_or(|value| {
-                    validators::if_range_holds(value, &facts.etag, facts.modified)
-                }) {
-                    byte_range(range, facts.len)
-                } else {
-                    ByteRange::Whole
-                }
+    env: Env<'_>,
+    body: FileBody<'_>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let facts = body.facts();
+    let header = |span: Option<Span>| span.map(|span| span.of(input));
+    let not_modified = match header(request.if_none_match) {
+        Some(tags) => validators::none_match_fails(tags, &facts.etag),
+        None => header(request.if_modified_since)
+            .is_some_and(|since| validators::is_unmodified_since(facts.modified, since)),
+    };
+    // Ranges apply to GET only, and only if If-Range (when present) holds.
+    let range = match header(request.range) {
+        Some(range) if request.method == Method::Get && !not_modified => {
+            let if_range = header(request.if_range);
+            if if_range
+                .is_none_or(|value| validators::if_range_holds(value, &facts.etag, facts.modified))
+            {
+                byte_range(range, facts.len)
+            } else {
+                ByteRange::Whole
             }
-            _ => ByteRange::Whole,
-        };
-        let (status, first, len) = match range {
-            _ if not_modified => (Status::NotModified, 0, facts.len),
-            ByteRange::Whole => (Status::Ok, 0, facts.len),
-            ByteRange::Part { first, last } => (Status::PartialContent, first, last - first + 1),
-            ByteRange::Unsatisfiable => {
-                let mut value = [0u8; 32];
-                let value = format_into(&mut value, format_args!("bytes */{}", facts.len));
-                let page = StatusPage {
-                    status: Status::RangeNotSatisfiable,
-                    keep_alive,
-                    is_head: false,
-                    extra_header: Some(("Content-Range", value)),
-                };
-                return page.write(site, env, out);
-            }
-        };
-        let mut head = HeadWriter::start(out, status, env.date);
-        match &body {
-            // The client holds the representation already: a 304 names which
-            // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
-            // always have an ETag) and states no length. A length is allowed,
-            // but load generators such as wrk read it as a body to wait for.
-            _ if status == Status::NotModified => head.header("ETag", facts.etag.as_bytes()),
-            FileBody::Cached(cached) => head.fields(&cached.fields),
-            FileBody::Disk(_) => facts.write_fields(&mut head),
         }
-        // For HEAD this is the length a GET would have received (RFC 9110
-        // §8.6).
-        if status != Status::NotModified {
-            head.header_number("Content-Length", len);
+        _ => ByteRange::Whole,
+    };
+    let (status, first, len) = match range {
+        _ if not_modified => (Status::NotModified, 0, facts.len),
+        ByteRange::Whole => (Status::Ok, 0, facts.len),
+        ByteRange::Part { first, last } => (Status::PartialContent, first, last - first + 1),
+        ByteRange::Unsatisfiable => {
+            let mut value = [0u8; 32];
+            let value = format_into(&mut value, format_args!("bytes */{}", facts.len));
+            let page = StatusPage {
+                status: Status::RangeNotSatisfiable,
+                keep_alive,
+                is_head: false,
+                extra_header: Some(("Content-Range", value)),
+            };
+            return page.write(site, env, out);
         }
-        if status == Status::PartialContent {
-            head.header_display(
-                "Content-Range",
-                format_args!("bytes {first}-{}/{}", first + len - 1, facts.len),
-            );
+    };
+    let mut head = HeadWriter::start(out, status, env.date);
+    match &body {
+        // The client holds the representation already: a 304 names which
+        // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
+        // always have an ETag) and states no length. A length is allowed,
+        // but load generators such as wrk read it as a body to wait for.
+        _ if status == Status::NotModified => head.header("ETag", facts.etag.as_bytes()),
+        FileBody::Cached(cached) => head.fields(&cached.fields),
+        FileBody::Disk { .. } => facts.write_fields(&mut head),
+    }
+    // For HEAD this is the length a GET would have received (RFC 9110
+    // §8.6).
+    if status != Status::NotModified {
+        head.header_number("Content-Length", len);
+    }
+    if status == Status::PartialContent {
+        head.header_display(
+            "Content-Range",
+            format_args!("bytes {first}-{}/{}", first + len - 1, facts.len),
+        );
+    }
+    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.finish();
+    let head_len = out.len();
+    let sends_body = matches!(status, Status::Ok | Status::PartialContent)
+        && request.method == Method::Get
+        && len > 0;
+    let file_body = match body {
+        _ if !sends_body => None,
+        FileBody::Cached(cached) => {
+            // `first + len` lies within the body: the range was clamped to
+            // the file's length, which is the cached body's length.
+            out.extend_from_slice(&cached.body[first as usize..(first + len) as usize]);
+            None
         }
-        head.connection(env.keep_alive.filter(|_| keep_alive));
-        head.finish();
-        let head_len = out.len();
-        let sends_body = matches!(status, Status::Ok | Status::PartialContent)
-            && request.method == Method::Get
-            && len > 0;
-        let file_body = match body {
-            _ if !sends_body => None,
-            FileBody::Cached(cached) => {
-                // `first + len` lies within the body: the range was clamped to
-                // the file's length, which is the cached body's length.
-                out.extend_from_slice(&cached.body[first as usize..(first + len) as usize]);
-                None
-            }
-            FileBody::Disk(file) => Some(FileSend {
-                file,
-                offset: first,
-                remaining: len,
-            }),
-        };
-        Answer {
-            status,
-            keep_alive,
-            head_len,
-            file_body,
-            quiet: false,
-        }
+        FileBody::Disk { file, .. } => Some(FileSend {
+            file,
+            offset: first,
+            remaining: len,
+        }),
+    };
+    Answer {
+        status,
+        keep_alive,
+        head_len,
+        file_body,
+        quiet: false,
     }
 }
 
@@ -446,37 +390,9 @@ fn format_into<'a>(buffer: &'a mut [u8], args: std::fmt::Arguments<'_>) -> &'a [
     &buffer[..written]
 }
 
-/// RFC 9110 §13.1.3: the condition is false (send `304`) when the file has
-/// not been modified since the date `since`; a value that is not a valid
-/// HTTP date is ignored. HTTP dates have whole seconds, so the modification
-/// time is truncated before comparing.
-fn is_unmodified_since(modified: SystemTime, since: &[u8]) -> bool {
-    let Some(since) = std::str::from_utf8(since)
-        .ok()
-        .and_then(|date| httpdate::parse_http_date(date).ok())
-    else {
-        return false;
-    };
-    let modified_seconds = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    since >= UNIX_EPOCH + Duration::from_secs(modified_seconds)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_modified_since_compares_whole_seconds_and_ignores_invalid_dates() {
-        let modified = UNIX_EPOCH + Duration::from_millis(1_000_500);
-        let at = |secs| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
-        assert!(is_unmodified_since(modified, at(1000).as_bytes()));
-        assert!(is_unmodified_since(modified, at(2000).as_bytes()));
-        assert!(!is_unmodified_since(modified, at(999).as_bytes()));
-        assert!(!is_unmodified_since(modified, b"yesterday"));
-        assert!(!is_unmodified_since(modified, b"\xff"));
-    }
 
     #[test]
     fn generated_pages_name_their_status() {

@@ -1,7 +1,7 @@
-//! The interpreters of `Range`, `If-None-Match` and `If-Range`, fed directly
-//! with a fuzzed file and a fuzzed header value (`request_parser` only
-//! reaches them through a head that parses, which costs most of each
-//! execution).
+//! The interpreters of `Range`, `If-None-Match`, `If-Modified-Since` and
+//! `If-Range`, fed directly with a fuzzed file and a fuzzed header value
+//! (`request_parser` only reaches them through a head that parses, which
+//! costs most of each execution).
 //!
 //! Input layout (short inputs are padded with zeros):
 //!
@@ -11,7 +11,7 @@
 //! | 8..16  | its modification time in seconds since 1970, `u64` LE, reduced |
 //! |        | to years 1970..=9999 (what an HTTP date can name)              |
 //! | 16..20 | the nanoseconds of that time, `u32` LE, reduced below 10⁹      |
-//! | 20..   | the header value, given to all three interpreters              |
+//! | 20..   | the header value, given to all four interpreters               |
 //!
 //! Checked:
 //! - `byte_range` never panics, and a `Part { first, last }` always has
@@ -21,7 +21,9 @@
 //!   sending it back (plain or weak in `If-None-Match`, plain in `If-Range`)
 //!   matches, while a weak one in `If-Range` does not;
 //! - the file's own `Last-Modified` date in `If-Range` matches, and one
-//!   second later does not.
+//!   second later does not;
+//! - in `If-Modified-Since`, the file's own `Last-Modified` date means
+//!   "unmodified", and one second earlier does not.
 
 #![no_main]
 
@@ -29,7 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use mioserve::http::range::{ByteRange, byte_range};
-use mioserve::http::validators::{EntityTag, if_range_holds, none_match_fails};
+use mioserve::http::validators::{
+    EntityTag, if_range_holds, is_unmodified_since, none_match_fails,
+};
 use mioserve_fuzz::literal;
 
 /// Seconds from 1970 to the end of 9999-12-31, the last day an HTTP date
@@ -69,6 +73,7 @@ fn check_validators(header: &[u8], len: u64, modified: SystemTime) {
     // Anything at all: must not panic.
     let _ = none_match_fails(header, &ours);
     let _ = if_range_holds(header, &ours, modified);
+    let _ = is_unmodified_since(modified, header);
 
     let tag = ours.as_bytes();
     assert!(is_well_formed_tag(tag), "malformed tag {}", literal(tag));
@@ -93,6 +98,20 @@ fn check_validators(header: &[u8], len: u64, modified: SystemTime) {
         assert!(
             !if_range_holds(later.as_bytes(), &ours, modified),
             "If-Range {later} for a file modified at {modified:?}"
+        );
+    }
+
+    assert!(
+        is_unmodified_since(modified, date.as_bytes()),
+        "If-Modified-Since {date} for a file modified at {modified:?}"
+    );
+    if let Some(a_second_earlier) = modified.checked_sub(Duration::from_secs(1))
+        && a_second_earlier >= UNIX_EPOCH
+    {
+        let earlier = httpdate::fmt_http_date(a_second_earlier);
+        assert!(
+            !is_unmodified_since(modified, earlier.as_bytes()),
+            "If-Modified-Since {earlier} for a file modified at {modified:?}"
         );
     }
 }

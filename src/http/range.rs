@@ -7,6 +7,8 @@
 //! range at a time. A `Range` we cannot parse, or in a unit other than bytes,
 //! is ignored the same way.
 
+use crate::http::decimal;
+
 /// What a `Range` header asks of a file of a given length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ByteRange {
@@ -43,7 +45,7 @@ pub fn byte_range(header: &[u8], len: u64) -> ByteRange {
         return ByteRange::Whole;
     };
     let (first, last) = (spec[..dash].trim_ascii(), spec[dash + 1..].trim_ascii());
-    match (number(first), number(last)) {
+    match (decimal(first), decimal(last)) {
         // bytes=-N: the last N bytes.
         (None, Some(suffix)) if first.is_empty() => {
             if suffix == 0 || len == 0 {
@@ -72,16 +74,6 @@ fn part_from(first: u64, last: u64, len: u64) -> ByteRange {
             last: last.min(len - 1),
         }
     }
-}
-
-/// `1*DIGIT`, without overflow.
-fn number(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |total, &digit| {
-        total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
 }
 
 #[cfg(test)]

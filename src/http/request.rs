@@ -4,8 +4,9 @@
 //! the request line and header syntax of RFC 9112 (it refuses obsolete line
 //! folding and whitespace before a header's colon in requests). On top of it
 //! this module applies the rules a static-file server needs: which methods
-//! exist, the `Host` requirement, keep-alive, `If-Modified-Since`, and
-//! unambiguous message framing.
+//! exist, the `Host` requirement, keep-alive and unambiguous message framing;
+//! and it notes where the conditional and `Range` headers are, which
+//! [`crate::respond`] interprets only when a file is answered.
 //!
 //! [`parse`] separates three outcomes, as httparse does: a complete request, a
 //! head that is merely incomplete (`Parsed::Partial`: "need more bytes" is not
@@ -21,7 +22,7 @@ use std::mem::MaybeUninit;
 use crate::config::{
     MAX_DISCARDED_BODY_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_HEAD_BYTES, MAX_REQUEST_TARGET_BYTES,
 };
-use crate::http::Status;
+use crate::http::{Status, decimal};
 
 /// A range of bytes in the connection's input buffer. `Copy`, unlike
 /// `Range<usize>`, and it never dangles: it is just two offsets.
@@ -321,7 +322,9 @@ impl Fields {
                     fields.connection_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
-                let length = parse_content_length(header.value)?;
+                // `Content-Length = 1*DIGIT` (RFC 9110 §8.6).
+                let length =
+                    decimal(header.value.trim_ascii()).ok_or(ParseError::AmbiguousLength)?;
                 if fields
                     .content_length
                     .is_some_and(|earlier| earlier != length)
@@ -353,20 +356,6 @@ impl Fields {
         fields.has_body = fields.chunked || fields.content_length.is_some_and(|len| len > 0);
         Ok(fields)
     }
-}
-
-/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), without overflow.
-fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ParseError::AmbiguousLength);
-    }
-    digits.iter().try_fold(0u64, |total, &digit| {
-        total
-            .checked_mul(10)
-            .and_then(|total| total.checked_add(u64::from(digit - b'0')))
-            .ok_or(ParseError::AmbiguousLength)
-    })
 }
 
 #[cfg(test)]

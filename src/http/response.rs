@@ -3,7 +3,9 @@
 //! A head is a handful of lines appended to the connection's pooled output
 //! buffer, so writing one allocates nothing once the pool is warm. The
 //! [`HeadWriter`] knows the fixed shape (status line first, blank line last);
-//! what goes in between is decided by the caller ([`crate::respond`]).
+//! what goes in between is decided by [`crate::respond`]. The fields that
+//! describe a file are formatted once per cache entry, by
+//! [`crate::cache::FileFacts::write_fields`] on a [`HeadWriter::fields_only`].
 
 use std::fmt;
 use std::io::Write as _;

@@ -43,7 +43,8 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, for tables and tests.
+    /// Every status, in declaration order: `Status::ALL[status.index()]` is
+    /// `status`.
     pub const ALL: [Status; 17] = [
         Status::Ok,
         Status::PartialContent,
@@ -63,6 +64,12 @@ impl Status {
         Status::ServiceUnavailable,
         Status::HttpVersionNotSupported,
     ];
+
+    /// The status's position in [`Status::ALL`], for tables indexed by
+    /// status (the site's status pages).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The three-digit code.
     pub fn code(self) -> u16 {
@@ -126,12 +133,6 @@ impl Status {
                 | Status::HttpVersionNotSupported
         )
     }
-
-    /// Whether this response never has content, whatever the method
-    /// (RFC 9110 §6.4.1).
-    pub fn has_no_content(self) -> bool {
-        self == Status::NotModified
-    }
 }
 
 #[cfg(test)]
@@ -145,6 +146,13 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(codes, sorted);
+    }
+
+    #[test]
+    fn every_status_indexes_its_place_in_all() {
+        for (index, status) in Status::ALL.iter().enumerate() {
+            assert_eq!(status.index(), index, "{status:?}");
+        }
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Validators: the entity tag we give each file, and the conditional request
 //! headers that compare against it (RFC 9110 §8.8, §13).
 //!
-//! Evaluation order follows RFC 9110 §13.2.2: `If-None-Match` decides a `304`
-//! when present, and only when absent does `If-Modified-Since`; then
-//! `If-Range` decides whether a `Range` is honoured. (`If-Match` and
+//! Each function interprets one header value; [`crate::respond`] applies them
+//! in the order of RFC 9110 §13.2.2: `If-None-Match` decides a `304` when
+//! present, and only when absent does `If-Modified-Since`; then `If-Range`
+//! decides whether a `Range` is honoured. (`If-Match` and
 //! `If-Unmodified-Since` guard writes; a read-only server ignores them.)
+//!
+//! HTTP dates have whole seconds, so a file's modification time is truncated
+//! to the second before it is compared with one.
 
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -79,15 +83,27 @@ pub fn if_range_holds(header: &[u8], ours: &EntityTag, modified: SystemTime) -> 
     if header.starts_with(b"W/") {
         return false;
     }
-    let whole_seconds = modified
-        .duration_since(UNIX_EPOCH)
-        .map_or(UNIX_EPOCH, |age| {
-            UNIX_EPOCH + Duration::from_secs(age.as_secs())
-        });
-    std::str::from_utf8(header)
-        .ok()
-        .and_then(|date| httpdate::parse_http_date(date).ok())
-        .is_some_and(|date| date == whole_seconds)
+    http_date(header).is_some_and(|date| date == whole_seconds(modified))
+}
+
+/// `If-Modified-Since` (RFC 9110 §13.1.3): true when the file has not been
+/// modified since the date in `header`, i.e. when a `GET` or `HEAD` should get
+/// `304`. A value that is not a valid HTTP date is ignored (false).
+pub fn is_unmodified_since(modified: SystemTime, header: &[u8]) -> bool {
+    http_date(header).is_some_and(|since| since >= whole_seconds(modified))
+}
+
+/// An HTTP date (RFC 9110 §5.6.7), or `None` for anything else.
+fn http_date(value: &[u8]) -> Option<SystemTime> {
+    let value = std::str::from_utf8(value).ok()?;
+    httpdate::parse_http_date(value).ok()
+}
+
+/// `time` without its fraction of a second, the precision of an HTTP date.
+fn whole_seconds(time: SystemTime) -> SystemTime {
+    time.duration_since(UNIX_EPOCH).map_or(UNIX_EPOCH, |age| {
+        UNIX_EPOCH + Duration::from_secs(age.as_secs())
+    })
 }
 
 /// Splits the first entity tag (`"…"` or `W/"…"`) off a comma-separated list;
@@ -148,6 +164,17 @@ mod tests {
                 String::from_utf8_lossy(header)
             );
         }
+    }
+
+    #[test]
+    fn if_modified_since_compares_whole_seconds_and_ignores_invalid_dates() {
+        let modified = UNIX_EPOCH + Duration::from_millis(1_000_500);
+        let at = |secs| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+        assert!(is_unmodified_since(modified, at(1000).as_bytes()));
+        assert!(is_unmodified_since(modified, at(2000).as_bytes()));
+        assert!(!is_unmodified_since(modified, at(999).as_bytes()));
+        assert!(!is_unmodified_since(modified, b"yesterday"));
+        assert!(!is_unmodified_since(modified, b"\xff"));
     }
 
     #[test]
