@@ -9,12 +9,26 @@
 //!    and never names a parent directory.
 //! 2. [`DocumentRoot::lookup`] opens that path relative to a directory
 //!    descriptor held open for the root, with `openat2(RESOLVE_BENEATH)`
-//!    ([`crate::sys::open_beneath`]): the kernel refuses any resolution that
+//!    ([`crate::sys::open_at`]): the kernel refuses any resolution that
 //!    would leave the root, including through symlinks that point outside it,
 //!    and it does so atomically, so a symlink swapped in between a check and
 //!    an open cannot win a race. On kernels before 5.6 (no `openat2`) we fall
 //!    back to canonicalising the path and checking its prefix, which is
 //!    correct but not race-free.
+//!
+//! ## Symlinks
+//! The URL's segments are checked for dot files, but a symlink inside the
+//! root (`env_link -> .env`) could still lead to one. So a path is first
+//! opened with symlinks forbidden (`RESOLVE_NO_SYMLINKS`); that is the common
+//! case and costs nothing extra. Only when the kernel says a symlink is on the
+//! way (`ELOOP`) is the path opened again with symlinks allowed, and then the
+//! name the kernel gives the open file (`/proc/self/fd/N`) must pass the same
+//! dot-file rule as a URL. Cached files are never opened, so cache hits pay
+//! nothing either way. By default symlinks may not leave the root; with
+//! `--follow-symlinks` ([`SymlinkPolicy::Anywhere`]) they may (a tree that
+//! links to `/usr/share/javascript`, say), still never to a dot file or
+//! anything but a regular file. That opt-in trusts everyone who can create a
+//! symlink in the root with every file the server may read.
 //!
 //! Failures map to statuses in one table, [`status_for_error`], as nginx's
 //! static module does: a missing file is `404`, a forbidden one `403`, running
@@ -23,6 +37,7 @@
 use std::ffi::{CStr, OsStr};
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -89,6 +104,16 @@ pub enum Lookup {
     Refused(Status),
 }
 
+/// Where symlinks under the root may lead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SymlinkPolicy {
+    /// Only to files beneath the root (the default).
+    #[default]
+    Beneath,
+    /// Anywhere the server may read (`--follow-symlinks`).
+    Anywhere,
+}
+
 /// How we confine lookups to the root on this kernel.
 #[derive(Debug)]
 enum Confinement {
@@ -104,25 +129,40 @@ enum Confinement {
 #[derive(Debug)]
 pub struct DocumentRoot {
     dir: File,
+    /// The root's canonical path, for checking where a symlink led.
+    canonical: PathBuf,
     confinement: Confinement,
+    symlinks: SymlinkPolicy,
 }
 
 impl DocumentRoot {
-    /// Opens `path`, which must be a directory.
+    /// Opens `path`, which must be a directory, with symlinks confined to
+    /// it ([`SymlinkPolicy::Beneath`]).
     pub fn open(path: &Path) -> io::Result<DocumentRoot> {
         let dir = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
             .open(path)?;
-        let probe = sys::open_beneath(&dir, c".");
+        let canonical = path.canonicalize()?;
+        let probe = sys::open_at(&dir, c".", sys::Resolution::NoSymlinks);
         let confinement = match probe {
             Ok(_) => Confinement::Openat2,
             Err(error) if matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-                Confinement::Canonicalize(path.canonicalize()?)
+                Confinement::Canonicalize(canonical.clone())
             }
             Err(error) => return Err(error),
         };
-        Ok(DocumentRoot { dir, confinement })
+        Ok(DocumentRoot {
+            dir,
+            canonical,
+            confinement,
+            symlinks: SymlinkPolicy::Beneath,
+        })
+    }
+
+    /// The same root with another [`SymlinkPolicy`].
+    pub fn with_symlinks(self, symlinks: SymlinkPolicy) -> DocumentRoot {
+        DocumentRoot { symlinks, ..self }
     }
 
     /// Finds what `target` (a request target, still percent-encoded) names.
@@ -148,6 +188,12 @@ impl DocumentRoot {
     fn open_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> io::Result<Lookup> {
         let file = self.open_relative(path)?;
         let metadata = file.metadata()?;
+        if form == PathForm::Directory && !metadata.is_dir() {
+            // `/page.html/`: a file has no directory-style URL. Serving it
+            // would give every file a second URL on which its relative
+            // links resolve against the wrong directory (nginx: 404 too).
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
         if metadata.is_dir() {
             if form == PathForm::File {
                 return Ok(Lookup::AddSlash);
@@ -169,8 +215,9 @@ impl DocumentRoot {
         serve_regular(file, metadata, path)
     }
 
-    /// Opens a decoded relative path (empty for the root itself) beneath the
-    /// root.
+    /// Opens a decoded relative path (empty for the root itself) under the
+    /// root, following symlinks only as the [`SymlinkPolicy`] allows and
+    /// never to a dot file (see "Symlinks" above).
     fn open_relative(&self, path: &mut Vec<u8>) -> io::Result<File> {
         match &self.confinement {
             Confinement::Openat2 => {
@@ -181,20 +228,55 @@ impl DocumentRoot {
                 path.push(0);
                 let opened = CStr::from_bytes_with_nul(path)
                     .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))
-                    .and_then(|c_path| sys::open_beneath(&self.dir, c_path));
+                    .and_then(|c_path| self.open_following_allowed_symlinks(c_path));
                 path.truncate(len);
                 opened
             }
             Confinement::Canonicalize(root) => {
                 let full = root.join(OsStr::from_bytes(path)).canonicalize()?;
-                if !full.starts_with(root) {
+                if self.symlinks == SymlinkPolicy::Beneath && !full.starts_with(root) {
                     return Err(io::Error::from_raw_os_error(libc::EXDEV));
                 }
+                self.check_resolved(&full)?;
                 OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
                     .open(full)
             }
+        }
+    }
+
+    /// `openat2` without symlinks; if one is on the way, again with the
+    /// policy's symlinks, checking where they led.
+    fn open_following_allowed_symlinks(&self, path: &CStr) -> io::Result<File> {
+        match sys::open_at(&self.dir, path, sys::Resolution::NoSymlinks) {
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                let resolution = match self.symlinks {
+                    SymlinkPolicy::Beneath => sys::Resolution::Beneath,
+                    SymlinkPolicy::Anywhere => sys::Resolution::Anywhere,
+                };
+                let file = sys::open_at(&self.dir, path, resolution)?;
+                let resolved = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+                self.check_resolved(&resolved)?;
+                Ok(file)
+            }
+            result => result,
+        }
+    }
+
+    /// Refuses (as not found, like a dot file named in the URL) a resolved
+    /// path that names a dot file or passes through a dot directory: below
+    /// the root, or anywhere on the path if a symlink left the root.
+    fn check_resolved(&self, resolved: &Path) -> io::Result<()> {
+        let shown = resolved.strip_prefix(&self.canonical).unwrap_or(resolved);
+        let hidden = shown.components().any(|component| {
+            let name = component.as_os_str().as_bytes();
+            name.starts_with(b".") && name != SERVED_DOT_DIRECTORY
+        });
+        if hidden {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        } else {
+            Ok(())
         }
     }
 }
@@ -220,8 +302,21 @@ pub fn status_for_error(error: &io::Error) -> Status {
     match error.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => Status::NotFound,
         // EXDEV: RESOLVE_BENEATH refused to leave the root. ELOOP: too many
-        // symlinks, or a magic link.
-        Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV) => Status::Forbidden,
+        // symlinks, or a magic link. ENXIO, ENODEV: a device node without a
+        // device (or one we may not open). ETXTBSY, EOPNOTSUPP, EAGAIN: other
+        // files that cannot be opened for reading. A client can name all of
+        // these, so none of them may look like our failure (500).
+        Some(
+            libc::EACCES
+            | libc::EPERM
+            | libc::ELOOP
+            | libc::EXDEV
+            | libc::ENXIO
+            | libc::ENODEV
+            | libc::ETXTBSY
+            | libc::EOPNOTSUPP
+            | libc::EAGAIN,
+        ) => Status::Forbidden,
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Status::ServiceUnavailable,
         _ => Status::InternalServerError,
     }
@@ -341,6 +436,21 @@ fn hex_value(digit: u8) -> Option<u8> {
     }
 }
 
+/// Media types where `mime_guess`'s first guess is wrong or dated for a web
+/// server, checked first (extensions compared without regard to case).
+///
+/// `.ts` is ambiguous: TypeScript source or an MPEG transport stream. Browsers
+/// never load TypeScript source, while HLS players load `.ts` segments by the
+/// thousand, so we answer as nginx's `mime.types` does.
+const MEDIA_TYPE_OVERRIDES: [(&str, &str); 6] = [
+    ("map", "application/json"),
+    ("mjs", "text/javascript"), // RFC 9239
+    ("woff", "font/woff"),
+    ("woff2", "font/woff2"),
+    ("m3u8", "application/vnd.apple.mpegurl"),
+    ("ts", "video/mp2t"),
+];
+
 /// The media type for a path, from its extension; `application/octet-stream`
 /// when unknown, so browsers download rather than guess.
 pub fn media_type(path: &[u8]) -> &'static str {
@@ -349,9 +459,14 @@ pub fn media_type(path: &[u8]) -> &'static str {
         Some(dot) if dot > 0 => &name[dot + 1..],
         _ => return "application/octet-stream",
     };
-    std::str::from_utf8(extension)
-        .ok()
-        .and_then(|extension| mime_guess::from_ext(extension).first_raw())
+    let Ok(extension) = std::str::from_utf8(extension) else {
+        return "application/octet-stream";
+    };
+    MEDIA_TYPE_OVERRIDES
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(extension))
+        .map(|&(_, media_type)| media_type)
+        .or_else(|| mime_guess::from_ext(extension).first_raw())
         .unwrap_or("application/octet-stream")
 }
 
@@ -453,6 +568,12 @@ mod tests {
             ("blob.unknownext", "application/octet-stream"),
             ("Makefile", "application/octet-stream"),
             ("dir.d/noext", "application/octet-stream"),
+            ("app.js.map", "application/json"),
+            ("module.mjs", "text/javascript"),
+            ("font.woff", "font/woff"),
+            ("font.WOFF2", "font/woff2"),
+            ("live.m3u8", "application/vnd.apple.mpegurl"),
+            ("segment0.ts", "video/mp2t"),
         ];
         for (path, mime) in cases {
             assert_eq!(media_type(path.as_bytes()), mime, "{path}");
@@ -467,6 +588,8 @@ mod tests {
         assert_eq!(status(libc::EACCES), Status::Forbidden);
         assert_eq!(status(libc::ELOOP), Status::Forbidden);
         assert_eq!(status(libc::EXDEV), Status::Forbidden);
+        assert_eq!(status(libc::ENXIO), Status::Forbidden);
+        assert_eq!(status(libc::ENODEV), Status::Forbidden);
         assert_eq!(status(libc::EMFILE), Status::ServiceUnavailable);
         assert_eq!(status(libc::EIO), Status::InternalServerError);
     }
@@ -485,6 +608,11 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), root.path().join("leakdir")).unwrap();
         std::os::unix::fs::symlink("index.html", root.path().join("alias.html")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.path().join("passwd")).unwrap();
+        std::fs::write(root.path().join(".env"), "SECRET=1").unwrap();
+        std::fs::create_dir(root.path().join(".git")).unwrap();
+        std::fs::write(root.path().join(".git/config"), "[core]").unwrap();
+        std::os::unix::fs::symlink(".env", root.path().join("env_link")).unwrap();
+        std::os::unix::fs::symlink(".git", root.path().join("git_link")).unwrap();
 
         let root = DocumentRoot::open(root.path()).unwrap();
         let mut scratch = Vec::new();
@@ -504,5 +632,52 @@ mod tests {
         assert_eq!(lookup("/leak"), Err(Status::Forbidden));
         assert_eq!(lookup("/leakdir/secret"), Err(Status::Forbidden));
         assert_eq!(lookup("/passwd"), Err(Status::Forbidden));
+        // A file has no directory-style URL.
+        assert_eq!(lookup("/index.html/"), Err(Status::NotFound));
+        assert_eq!(lookup("/index.html/."), Err(Status::NotFound));
+        assert_eq!(lookup("/index.html%2F"), Err(Status::NotFound));
+        assert_eq!(lookup("/alias.html/"), Err(Status::NotFound));
+        // Symlinks to dot files are dot files.
+        assert_eq!(lookup("/env_link"), Err(Status::NotFound));
+        assert_eq!(lookup("/git_link/config"), Err(Status::NotFound));
+    }
+
+    #[test]
+    fn follow_symlinks_leaves_the_root_but_never_for_dot_files() {
+        // Not `tempdir()`: its `.tmpXXXX` name is itself a dot directory.
+        let outside = tempfile::Builder::new()
+            .prefix("outside")
+            .tempdir()
+            .unwrap();
+        std::fs::write(outside.path().join("lib.js"), "lib()").unwrap();
+        std::fs::write(outside.path().join(".secret"), "secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("javascript")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join(".secret"), root.path().join("s")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", root.path().join("null")).unwrap();
+
+        let confined = DocumentRoot::open(root.path()).unwrap();
+        let following = DocumentRoot::open(root.path())
+            .unwrap()
+            .with_symlinks(SymlinkPolicy::Anywhere);
+        let mut scratch = Vec::new();
+        let mut lookup = |root: &DocumentRoot, target: &str| match root
+            .lookup(target.as_bytes(), &mut scratch)
+        {
+            Lookup::File(file) => Ok(file.len),
+            Lookup::AddSlash => Err(Status::MovedPermanently),
+            Lookup::Refused(status) => Err(status),
+        };
+        assert_eq!(
+            lookup(&confined, "/javascript/lib.js"),
+            Err(Status::Forbidden)
+        );
+        assert_eq!(lookup(&following, "/javascript/lib.js"), Ok(5));
+        assert_eq!(
+            lookup(&following, "/javascript/.secret"),
+            Err(Status::NotFound)
+        );
+        assert_eq!(lookup(&following, "/s"), Err(Status::NotFound));
+        assert_eq!(lookup(&following, "/null"), Err(Status::Forbidden));
     }
 }

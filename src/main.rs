@@ -1,14 +1,22 @@
 //! The `mioserve` command: parse the command line into a [`Config`] and run
 //! the server. Everything else lives in the library.
+//!
+//! The command line is meant for people who would otherwise type
+//! `python3 -m http.server`: short flags for the common options (`-p`, `-b`,
+//! `-t`), host names for `--bind`, and every mistake answered with one line
+//! that says what to do instead.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
 use mioserve::trace::TraceLevel;
+
+/// The root served when none is given.
+const DEFAULT_ROOT: &str = "htdocs";
 
 /// A stats path is an absolute URL path without query or fragment.
 fn parse_stats_path(path: &str) -> Result<String, String> {
@@ -19,28 +27,56 @@ fn parse_stats_path(path: &str) -> Result<String, String> {
     }
 }
 
+/// `--bind`: an IP address, or a host name resolved once at start (`localhost`
+/// binds loopback). A name with both IPv4 and IPv6 addresses binds the IPv4
+/// one, since one listener group binds one address.
+fn parse_bind_address(host: &str) -> Result<IpAddr, String> {
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = unbracketed.parse() {
+        return Ok(ip);
+    }
+    let addresses: Vec<IpAddr> = (unbracketed, 0)
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve '{host}': {error}"))?
+        .map(|addr| addr.ip())
+        .collect();
+    addresses
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("'{host}' has no address"))
+}
+
 /// A static-file HTTP/1.1 server on a per-core epoll reactor.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Directory to serve.
-    #[arg(default_value = "htdocs")]
-    root: PathBuf,
+    /// Directory to serve [default: htdocs].
+    root: Option<PathBuf>,
 
-    /// Address to listen on (127.0.0.1, 0.0.0.0, ::1, ::).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address or host name to listen on (127.0.0.1, localhost, 0.0.0.0, ::1, ::).
+    #[arg(short, long, default_value = "127.0.0.1", value_parser = parse_bind_address)]
     bind: IpAddr,
 
     /// Port to listen on; 0 picks a free one.
-    #[arg(long, default_value_t = config::DEFAULT_PORT)]
+    #[arg(short, long, default_value_t = config::DEFAULT_PORT)]
     port: u16,
 
     /// Worker threads, each with its own event loop [default: number of cores].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 
-    /// Access log file, or - for stdout.
-    #[arg(long, default_value = "access.log", conflicts_with = "no_log")]
+    /// Access log: a file (appended to), or - for standard output.
+    #[arg(
+        long,
+        default_value = "access.log",
+        value_name = "PATH",
+        conflicts_with = "no_log"
+    )]
     log: String,
 
     /// Do not write an access log.
@@ -63,9 +99,10 @@ struct Args {
     #[arg(long, default_value_t = config::DEFAULT_SEND_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     send_timeout: u64,
 
-    /// Print the event loop's steps to stderr: request lines, state
-    /// transitions too (the default level), or every event and system call.
-    #[arg(long, value_enum, num_args = 0..=1, default_value = "off", default_missing_value = "states", value_name = "LEVEL")]
+    /// Print the event loop's steps to stderr: `--trace` shows state
+    /// transitions, `--trace=requests` only request lines, `--trace=events`
+    /// also every readiness event and system call.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_value = "off", default_missing_value = "states", value_name = "LEVEL")]
     trace: TraceLevel,
 
     /// Serve the live counters as JSON at this path (e.g. /_stats); kept out
@@ -76,7 +113,7 @@ struct Args {
 
 impl Args {
     fn into_config(self) -> Config {
-        let mut config = Config::new(self.root);
+        let mut config = Config::new(self.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)));
         config.bind = self.bind;
         config.port = self.port;
         if let Some(threads) = self.threads {
@@ -97,13 +134,97 @@ impl Args {
     }
 }
 
+/// When the root is not a directory, the one line that says what to do
+/// instead. `given` is false when the root is the default.
+fn missing_root_advice(root: &Path, given: bool) -> Option<String> {
+    if root.is_dir() {
+        return None;
+    }
+    let name = root.display();
+    let digits = root
+        .to_str()
+        .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()));
+    Some(match digits {
+        _ if !given => {
+            format!("no {DEFAULT_ROOT}/ here: give the directory to serve, e.g. `mioserve .`")
+        }
+        // `mioserve 8000` is what a `python3 -m http.server 8000` user types.
+        // A number can also be a directory's name, so it is never taken as a
+        // port by guessing: the message shows the unambiguous command.
+        Some(port) => format!(
+            "'{name}' is not a directory; to serve this directory on port {port}, \
+             run `mioserve . -p {port}`"
+        ),
+        None if root.exists() => format!("'{name}' is not a directory"),
+        None => format!("'{name}' does not exist; give the directory to serve, e.g. `mioserve .`"),
+    })
+}
+
 fn main() -> ExitCode {
-    let config = Args::parse().into_config();
+    let args = Args::parse();
+    let given = args.root.is_some();
+    let config = args.into_config();
+    if let Some(advice) = missing_root_advice(&config.root, given) {
+        eprintln!("mioserve: {advice}");
+        return ExitCode::FAILURE;
+    }
     match mioserve::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("mioserve: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_accepts_addresses_and_host_names() {
+        assert_eq!(
+            parse_bind_address("127.0.0.1"),
+            Ok(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(parse_bind_address("::1"), Ok("::1".parse().unwrap()));
+        assert_eq!(parse_bind_address("[::1]"), Ok("::1".parse().unwrap()));
+        assert_eq!(
+            parse_bind_address("localhost"),
+            Ok(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert!(parse_bind_address("no-such-host.invalid").is_err());
+    }
+
+    #[test]
+    fn trace_never_swallows_the_root() {
+        let args = Args::try_parse_from(["mioserve", "--trace", "site"]).unwrap();
+        assert_eq!(args.trace, TraceLevel::States);
+        assert_eq!(args.root, Some(PathBuf::from("site")));
+        let args = Args::try_parse_from(["mioserve", "--trace=events", "site"]).unwrap();
+        assert_eq!(args.trace, TraceLevel::Events);
+        let args = Args::try_parse_from(["mioserve", "-p", "0", "-b", "::1", "-t", "3"]).unwrap();
+        assert_eq!((args.port, args.threads), (0, Some(3)));
+    }
+
+    #[test]
+    fn a_missing_root_gets_advice() {
+        let advice = |root: &str, given| missing_root_advice(Path::new(root), given);
+        assert_eq!(advice(".", true), None);
+        assert!(
+            advice("htdocs-missing", false)
+                .unwrap()
+                .contains("e.g. `mioserve .`")
+        );
+        assert!(
+            advice("8000", true)
+                .unwrap()
+                .contains("`mioserve . -p 8000`")
+        );
+        assert!(
+            advice("Cargo.toml", true)
+                .unwrap()
+                .ends_with("is not a directory")
+        );
     }
 }

@@ -93,26 +93,45 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Opens `path` (relative, NUL-terminated) for reading *beneath* the directory
-/// `root`, using `openat2(2)` with `RESOLVE_BENEATH`: the kernel resolves every
-/// component, `..` and symlink included, and fails with `EXDEV` if resolution
-/// would ever leave `root`. Because the check and the open are one system
+/// How `openat2(2)` may resolve the symlinks on a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// No symlink at all: any symlink on the path fails with `ELOOP`. The
+    /// fast, common case, and the only one whose result needs no re-check.
+    NoSymlinks,
+    /// Symlinks whose targets stay beneath the directory.
+    Beneath,
+    /// Any symlink, wherever it leads (`--follow-symlinks`).
+    Anywhere,
+}
+
+/// Opens `path` (relative, NUL-terminated) for reading relative to the
+/// directory `root`, using `openat2(2)`. With [`Resolution::Beneath`] (and
+/// [`Resolution::NoSymlinks`]) the kernel resolves every component, `..` and
+/// symlink included, and fails with `EXDEV` if resolution would ever leave
+/// `root` (`RESOLVE_BENEATH`). Because the check and the open are one system
 /// call, no rename or symlink swap between "check" and "open" can escape.
-/// `RESOLVE_NO_MAGICLINKS` also refuses `/proc/self/fd/…`-style links.
+/// `RESOLVE_NO_MAGICLINKS` always refuses `/proc/self/fd/…`-style links.
 ///
 /// `O_NONBLOCK` keeps a FIFO planted in the document root from blocking the
 /// whole worker in `open`; it changes nothing for regular files.
-pub fn open_beneath(root: impl AsFd, path: &CStr) -> io::Result<File> {
+pub fn open_at(root: impl AsFd, path: &CStr, resolution: Resolution) -> io::Result<File> {
     let root = root.as_fd();
+    let resolve = libc::RESOLVE_NO_MAGICLINKS
+        | match resolution {
+            Resolution::NoSymlinks => libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            Resolution::Beneath => libc::RESOLVE_BENEATH,
+            Resolution::Anywhere => 0,
+        };
     let how = OpenHow {
         flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64,
         mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     // SAFETY: `root` is a `BorrowedFd`, open for the call; `path` is a valid
     // NUL-terminated string and `how` a valid `open_how` whose size we pass;
-    // both outlive the call. On success the
-    // kernel returns a new descriptor that nobody else owns.
+    // both outlive the call. On success the kernel returns a new descriptor
+    // that nobody else owns.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_openat2,

@@ -536,3 +536,26 @@ fn find_head_len(bytes: &[u8]) -> usize {
         .expect("a response head")
         + 4
 }
+
+#[test]
+fn media_types_follow_todays_web() {
+    let fixture = Fixture::new();
+    let cases = [
+        ("app.js.map", "application/json"),
+        ("module.mjs", "text/javascript; charset=utf-8"),
+        ("font.woff", "font/woff"),
+        ("font.woff2", "font/woff2"),
+        ("live.m3u8", "application/vnd.apple.mpegurl"),
+        ("segment0.ts", "video/mp2t"),
+    ];
+    for (name, _) in cases {
+        fixture.write(name, name.as_bytes());
+    }
+    let server = TestServer::start(fixture.root(), &[]);
+    let mut c = server.connect();
+    for (name, ty) in cases {
+        let r = c.get(&format!("/{name}"));
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        assert_eq!(r.header("Content-Type"), Some(ty), "{name}");
+    }
+}

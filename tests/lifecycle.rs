@@ -131,6 +131,54 @@ fn missing_root_is_a_one_line_startup_error() {
 }
 
 #[test]
+fn a_missing_root_says_what_to_do_instead() {
+    // `mioserve 8000`, as a `python3 -m http.server 8000` user types it.
+    let out = run_to_exit(&["8000", "--no-log"]);
+    assert_startup_error(&out);
+    assert!(
+        out.stderr.contains("run `mioserve . -p 8000`"),
+        "{:?}",
+        out.stderr
+    );
+    // No ROOT, in a directory without htdocs/.
+    let out = run_to_exit(&["--port", "0", "--no-log"]);
+    assert_startup_error(&out);
+    assert!(
+        out.stderr.contains("no htdocs/ here") && out.stderr.contains("`mioserve .`"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn short_flags_and_a_host_name_for_bind() {
+    let fixture = Fixture::new();
+    let workdir = tempfile::tempdir().unwrap();
+    let root = fixture.root().to_str().unwrap();
+    let args = [root, "-p", "0", "-b", "localhost", "-t", "1", "--no-log"];
+    let server = TestServer::spawn(workdir, args.iter().map(Into::into).collect());
+    assert!(server.addr().ip().is_loopback(), "{}", server.start_line);
+    assert!(
+        server.start_line.ends_with("(1 worker)"),
+        "{}",
+        server.start_line
+    );
+    assert_hello(&server.connect().get("/hello.txt"));
+}
+
+#[test]
+fn trace_without_a_level_leaves_the_root_alone() {
+    // `--trace DIR` used to take DIR as the trace level and fail.
+    let fixture = Fixture::new();
+    let workdir = tempfile::tempdir().unwrap();
+    let root = fixture.root().to_str().unwrap();
+    let args = ["--trace", root, "--port", "0", "--no-log"];
+    let server = TestServer::spawn(workdir, args.iter().map(Into::into).collect());
+    assert!(server.start_line.contains(root), "{}", server.start_line);
+    assert_hello(&server.connect().get("/hello.txt"));
+}
+
+#[test]
 fn port_in_use_is_a_one_line_startup_error() {
     let fixture = Fixture::new();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();

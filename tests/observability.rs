@@ -40,7 +40,7 @@ fn trace_lines(stderr: &str) -> Vec<&str> {
 
 #[test]
 fn trace_events_shows_readiness_syscalls_transitions_and_requests() {
-    let stderr = two_requests_then_stderr(&["--trace", "events"]);
+    let stderr = two_requests_then_stderr(&["--trace=events"]);
     let lines = trace_lines(&stderr);
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(has(" w0  accept #0 from 127.0.0.1:"), "{stderr}");
@@ -74,7 +74,7 @@ fn trace_events_shows_readiness_syscalls_transitions_and_requests() {
 
 #[test]
 fn trace_levels_add_up() {
-    let requests = two_requests_then_stderr(&["--trace", "requests"]);
+    let requests = two_requests_then_stderr(&["--trace=requests"]);
     let lines = trace_lines(&requests);
     assert_eq!(lines.len(), 2, "one line per request: {requests}");
     assert!(

@@ -197,3 +197,62 @@ fn unreadable_directory_is_forbidden() {
 fn assert_body_of_index(r: &Response) {
     assert_file(r, "index.html", "text/html; charset=utf-8");
 }
+
+#[test]
+fn symlinks_to_dot_files_are_dot_files() {
+    let fixture = Fixture::new();
+    fixture.write(".env", b"SECRET=1\n");
+    std::fs::create_dir(fixture.path(".git")).unwrap();
+    fixture.write(".git/config", b"[core]\n");
+    symlink(".env", fixture.path("env_link")).unwrap();
+    symlink(".git", fixture.path("git_link")).unwrap();
+    symlink("../.env", fixture.path("sub/env_up")).unwrap();
+    let server = TestServer::start(fixture.root(), &[]);
+    let mut c = server.connect();
+    for target in ["/env_link", "/git_link/config", "/sub/env_up"] {
+        let r = c.get(target);
+        assert_eq!(r.status, 404, "{target}: {r:?}");
+        assert!(!r.body_text().contains("SECRET"), "{target} leaked .env");
+        assert_keeps_alive(&r);
+    }
+}
+
+#[test]
+fn a_file_has_no_directory_style_url() {
+    let fixture = Fixture::new();
+    symlink("hello.txt", fixture.path("link.txt")).unwrap();
+    let server = TestServer::start(fixture.root(), &[]);
+    let mut c = server.connect();
+    for target in [
+        "/hello.txt/",
+        "/hello.txt/.",
+        "/hello.txt%2F",
+        "/sub/page.html/",
+        "/link.txt/",
+    ] {
+        let r = c.get(target);
+        assert_eq!(r.status, 404, "{target}: {r:?}");
+    }
+    assert_hello(&c.get("/hello.txt"));
+}
+
+#[test]
+fn a_device_node_is_forbidden_not_an_error() {
+    // A character device whose driver does not exist: open(2) fails with ENXIO.
+    let fixture = Fixture::new();
+    let created = std::process::Command::new("mknod")
+        .arg(fixture.path("tape"))
+        .args(["c", "240", "0"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !created {
+        eprintln!("skipped: mknod needs root (CI runs as root)");
+        return;
+    }
+    let server = TestServer::start(fixture.root(), &[]);
+    let mut c = server.connect();
+    let r = c.get("/tape");
+    assert_error(&r, 403);
+    assert_keeps_alive(&r);
+    assert_hello(&c.get("/hello.txt"));
+}
