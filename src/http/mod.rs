@@ -20,12 +20,24 @@ pub use status::Status;
 /// positions in `Range`): `None` for an empty value, any byte that is not a
 /// digit (signs and spaces included), or a value beyond `u64`.
 pub fn decimal(digits: &[u8]) -> Option<u64> {
+    decimal_or_overflow(digits)?.ok()
+}
+
+/// Like [`decimal`], but tells a well-formed number too large for `u64`
+/// (`Err(())`) from a malformed one (`None`): a byte position that large is
+/// past the end of any file, while a `Content-Length` that large is refused.
+pub fn decimal_or_overflow(digits: &[u8]) -> Option<Result<u64, ()>> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.iter().try_fold(0u64, |total, &digit| {
-        total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
+    Some(
+        digits
+            .iter()
+            .try_fold(0u64, |total, &digit| {
+                total.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+            })
+            .ok_or(()),
+    )
 }
 
 #[cfg(test)]

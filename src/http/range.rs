@@ -7,7 +7,7 @@
 //! range at a time. A `Range` we cannot parse, or in a unit other than bytes,
 //! is ignored the same way.
 
-use crate::http::decimal;
+use crate::http::decimal_or_overflow;
 
 /// What a `Range` header asks of a file of a given length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub fn byte_range(header: &[u8], len: u64) -> ByteRange {
         return ByteRange::Whole;
     };
     let (first, last) = (spec[..dash].trim_ascii(), spec[dash + 1..].trim_ascii());
-    match (decimal(first), decimal(last)) {
+    match (position(first), position(last)) {
         // bytes=-N: the last N bytes.
         (None, Some(suffix)) if first.is_empty() => {
             if suffix == 0 || len == 0 {
@@ -63,6 +63,14 @@ pub fn byte_range(header: &[u8], len: u64) -> ByteRange {
         (Some(first), Some(last)) if first <= last => part_from(first, last, len),
         _ => ByteRange::Whole,
     }
+}
+
+/// A byte position or suffix length. RFC 9110 §14.1.1 sets no upper bound,
+/// and a number beyond `u64` lies past the end of every file just as
+/// `u64::MAX` does, so it is read as `u64::MAX`: `bytes=99999999999999999999-`
+/// is unsatisfiable like `bytes=18446744073709551615-`, not ignored.
+fn position(digits: &[u8]) -> Option<u64> {
+    decimal_or_overflow(digits).map(|number| number.unwrap_or(u64::MAX))
 }
 
 fn part_from(first: u64, last: u64, len: u64) -> ByteRange {
@@ -132,7 +140,28 @@ mod tests {
             ("bytes=+1-2", Whole),
             ("items=0-1", Whole),
             ("bytes 0-1", Whole),
-            ("bytes=99999999999999999999-", Whole),
+            // Numbers past u64 are past the end, like u64::MAX.
+            ("bytes=99999999999999999999-", Unsatisfiable),
+            ("bytes=18446744073709551615-", Unsatisfiable),
+            (
+                "bytes=99999999999999999999-99999999999999999999",
+                Unsatisfiable,
+            ),
+            (
+                "bytes=0-99999999999999999999",
+                Part {
+                    first: 0,
+                    last: 999,
+                },
+            ),
+            (
+                "bytes=-99999999999999999999",
+                Part {
+                    first: 0,
+                    last: 999,
+                },
+            ),
+            ("bytes=99999999999999999999-5", Whole),
             ("", Whole),
         ];
         for (header, expected) in cases {
