@@ -253,3 +253,25 @@ fn bare_lf_line_endings_are_accepted() {
     assert_hello(&c.read_response(false));
     c.expect_open(std::time::Duration::from_millis(100));
 }
+
+#[test]
+fn an_invalid_host_gets_400_and_close() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.root(), &[]);
+    for host in ["bad/host", "a b", "x@y", "\"x\"", "<x>", "x:80a", "[::1"] {
+        let raw = format!("GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_rejected_and_closed(&server, raw.as_bytes(), 400);
+    }
+    let mut c = server.connect();
+    for host in [
+        "example.com",
+        "example.com:8080",
+        "[::1]:8080",
+        "127.0.0.1",
+        "",
+    ] {
+        let r = c.roundtrip(&format!("GET /hello.txt HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_hello(&r);
+        assert_keeps_alive(&r);
+    }
+}

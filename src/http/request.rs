@@ -292,6 +292,61 @@ fn names_other_http_version(buffer: &[u8]) -> bool {
     }
 }
 
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986
+/// §3.2.2): a registered name or IPv4 address of unreserved, sub-delims and
+/// `%XX` bytes, or an IP literal in brackets; then an optional port of
+/// digits. An empty value is allowed (RFC 9112 §3.2). Anything else (`/`,
+/// `@`, spaces, quotes, `<`) is an invalid field value, which RFC 9112 §3.2
+/// answers with `400`.
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let address = &literal[..end];
+                let valid = !address.is_empty()
+                    && address
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !valid {
+                    return false;
+                }
+                (&b""[..], &literal[end + 1..])
+            }
+            None => return false,
+        },
+        None => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(b":")
+            .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit));
+    port_ok && is_reg_name(host)
+}
+
+/// RFC 3986 `reg-name = *( unreserved / pct-encoded / sub-delims )`, which
+/// also covers IPv4 addresses.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut bytes = name.iter();
+    while let Some(&byte) = bytes.next() {
+        let valid = match byte {
+            b'%' => {
+                bytes.next().is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.next().is_some_and(u8::is_ascii_hexdigit)
+            }
+            b'-' | b'.' | b'_' | b'~' => true,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
+            _ => byte.is_ascii_alphanumeric(),
+        };
+        if !valid {
+            return false;
+        }
+    }
+    true
+}
+
 /// What the header fields say, as far as we care.
 #[derive(Default)]
 struct Fields {
@@ -314,6 +369,9 @@ impl Fields {
             let name = header.name;
             let value = || Some(Span::within(buffer, header.value));
             if name.eq_ignore_ascii_case("host") {
+                if !is_valid_host(header.value) {
+                    return Err(ParseError::BadHost);
+                }
                 fields.host_count += 1;
             } else if name.eq_ignore_ascii_case("connection") {
                 for option in header.value.split(|&b| b == b',') {
@@ -489,6 +547,31 @@ mod tests {
 
     /// Every way a head can be rejected, and the status each one gets.
     #[test]
+    fn valid_hosts_are_accepted() {
+        for host in [
+            "",
+            "a",
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1",
+            "127.0.0.1:8888",
+            "[::1]",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "xn--bcher-kva.example",
+            "a_b~c-d",
+            "%41",
+            "host:",
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert!(
+                matches!(parse(raw.as_bytes()), Ok(Parsed::Complete(_))),
+                "Host: {host:?}"
+            );
+        }
+    }
+
+    #[test]
     fn rejections() {
         let too_many_fields: Vec<u8> = {
             let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
@@ -517,6 +600,15 @@ mod tests {
         let cases: &[(&[u8], ParseError)] = &[
             (b"GET / HTTP/1.1\r\n\r\n", ParseError::BadHost),
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: x@y\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: \"x\"\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: <x>\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: x:80a\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: [x]\r\n\r\n", ParseError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", ParseError::BadHost),
             (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::BadHost),
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", ParseError::UnsupportedVersion),
             (b"GET / HTTP/3\r\nHost: a\r\n\r\n", ParseError::UnsupportedVersion),
