@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::files::SymlinkPolicy;
 use crate::trace::TraceLevel;
 
 /// Port used when `--port` is not given.
@@ -123,6 +124,8 @@ pub struct Config {
     pub trace: TraceLevel,
     /// Where the live counters are served as JSON (`--stats-path`), if at all.
     pub stats_path: Option<String>,
+    /// Where symlinks under the root may lead (`--follow-symlinks`).
+    pub symlinks: SymlinkPolicy,
 }
 
 impl Config {
@@ -140,6 +143,7 @@ impl Config {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             trace: TraceLevel::Off,
             stats_path: None,
+            symlinks: SymlinkPolicy::Beneath,
         }
     }
 }

@@ -412,6 +412,38 @@ fn end_segment(out: &mut Vec<u8>, start: usize) -> Result<bool, Status> {
     }
 }
 
+/// The bytes of a decoded path that a URL path must percent-encode: controls,
+/// space, non-ASCII (always encoded), and every delimiter that would change
+/// what the URL means (`?`, `#`, `%`, `\\`, quotes, brackets). `/` stays, as
+/// the separator it is in a decoded path.
+const PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Appends the URL path of a path decoded by [`decode_path`]: a `/`, then the
+/// path with every byte a URL may not carry as itself percent-encoded. The
+/// result starts with exactly one `/` (a decoded path never starts with one),
+/// so it can never be read as `//host` or `/\\host`, another site.
+pub fn encode_path(decoded: &[u8], out: &mut Vec<u8>) {
+    out.push(b'/');
+    for piece in percent_encoding::percent_encode(decoded, PATH_ESCAPES) {
+        out.extend_from_slice(piece.as_bytes());
+    }
+}
+
 /// RFC 9112 §3.2.2: a server must accept the absolute form
 /// (`GET http://host/path HTTP/1.1`); we only need its path.
 fn strip_absolute_form(target: &[u8]) -> &[u8] {
@@ -501,6 +533,26 @@ mod tests {
         ];
         for (target, path, form) in cases {
             assert_eq!(decoded(target), Ok((path.to_string(), form)), "{target}");
+        }
+    }
+
+    #[test]
+    fn encoded_paths_decode_to_themselves_and_never_name_another_host() {
+        let mut encoded = Vec::new();
+        let mut decoded = Vec::new();
+        for path in [
+            &b"evil.example"[..],
+            b"\\evil.example",
+            b"a b/c?d#e%f",
+            b"caf\xc3\xa9/\xff",
+            b"a/b",
+        ] {
+            encoded.clear();
+            encode_path(path, &mut encoded);
+            assert!(encoded.starts_with(b"/") && !encoded.starts_with(b"//"));
+            assert!(!encoded.contains(&b'\\'), "{encoded:?}");
+            assert_eq!(decode_path(&encoded, &mut decoded), Ok(PathForm::File));
+            assert_eq!(decoded, path);
         }
     }
 

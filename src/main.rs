@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
+use mioserve::files::SymlinkPolicy;
 use mioserve::trace::TraceLevel;
 
 /// The root served when none is given.
@@ -109,6 +110,12 @@ struct Args {
     /// of the access log.
     #[arg(long, value_name = "PATH", value_parser = parse_stats_path)]
     stats_path: Option<String>,
+
+    /// Follow symlinks that lead out of the root (never to dot files or
+    /// special files). Anyone who can create a symlink in the root can then
+    /// publish any file the server may read.
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 impl Args {
@@ -130,6 +137,9 @@ impl Args {
         config.send_timeout = Duration::from_secs(self.send_timeout);
         config.trace = self.trace;
         config.stats_path = self.stats_path;
+        if self.follow_symlinks {
+            config.symlinks = SymlinkPolicy::Anywhere;
+        }
         config
     }
 }

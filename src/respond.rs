@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{FileBody, FileCache, Served};
-use crate::files::{self, DocumentRoot};
+use crate::files::{self, DocumentRoot, SymlinkPolicy};
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
 use crate::http::validators;
@@ -54,20 +54,26 @@ struct StatsEndpoint {
     board: Arc<StatsBoard>,
 }
 
+/// What a site serves besides its files, and how it finds them.
+#[derive(Debug, Default)]
+pub struct SiteOptions<'a> {
+    /// Serve these counters as JSON at this path (`--stats-path`).
+    pub stats: Option<(&'a str, Arc<StatsBoard>)>,
+    /// Where symlinks under the root may lead (`--follow-symlinks`).
+    pub symlinks: SymlinkPolicy,
+}
+
 impl Site {
     /// Opens the document root and prepares the status pages: the site's own
     /// `404.html` and `400.html` when it has them (read once, here), a
     /// generated page otherwise.
     pub fn open(root_path: &Path) -> io::Result<Site> {
-        Site::open_with_stats(root_path, None)
+        Site::open_with(root_path, SiteOptions::default())
     }
 
-    /// Like [`Site::open`], and serves `board` as JSON at `stats_path`.
-    pub fn open_with_stats(
-        root_path: &Path,
-        stats: Option<(&str, Arc<StatsBoard>)>,
-    ) -> io::Result<Site> {
-        let root = DocumentRoot::open(root_path)?;
+    /// Like [`Site::open`], with the [`SiteOptions`] the command line chose.
+    pub fn open_with(root_path: &Path, options: SiteOptions<'_>) -> io::Result<Site> {
+        let root = DocumentRoot::open(root_path)?.with_symlinks(options.symlinks);
         let pages = Status::ALL
             .iter()
             .map(|&status| {
@@ -80,7 +86,7 @@ impl Site {
                     .into_boxed_slice()
             })
             .collect();
-        let stats = stats.map(|(path, board)| StatsEndpoint {
+        let stats = options.stats.map(|(path, board)| StatsEndpoint {
             path: path.as_bytes().into(),
             board,
         });
@@ -183,15 +189,17 @@ pub fn answer(
     match cache.serve(&site.root, scratch, form, env.now) {
         Served::File(body) => answer_file(site, request, input, keep_alive, env, body, out),
         Served::AddSlash => {
-            let (path, query) = files::split_target(target);
-            scratch.clear();
-            scratch.extend_from_slice(path);
-            scratch.push(b'/');
-            if let Some(query) = query {
-                scratch.push(b'?');
-                scratch.extend_from_slice(query);
+            // The directory's URL with its slash, built from the decoded path
+            // rather than copied from the request: `//evil.example` must not
+            // become `Location: //evil.example/`, which names another host.
+            let mut location = Vec::with_capacity(scratch.len() + 2);
+            files::encode_path(scratch, &mut location);
+            location.push(b'/');
+            if let (_, Some(query)) = files::split_target(target) {
+                location.push(b'?');
+                location.extend_from_slice(query);
             }
-            status_page(Status::MovedPermanently, Some(&scratch[..]), out)
+            status_page(Status::MovedPermanently, Some(&location), out)
         }
         Served::Refused(status) => status_page(status, None, out),
     }

@@ -47,7 +47,7 @@ use crate::clock::Clock;
 use crate::config::{Config, LISTEN_BACKLOG, LogTarget, RESERVED_FILE_DESCRIPTORS};
 use crate::connection::{Context, Timeouts};
 use crate::log::AccessLog;
-use crate::respond::Site;
+use crate::respond::{Site, SiteOptions};
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
 use crate::trace::Tracer;
@@ -104,11 +104,14 @@ impl Server {
     pub fn start(config: &Config) -> Result<Server, StartError> {
         let threads = config.threads.max(1);
         let board = Arc::new(StatsBoard::new(threads));
-        let stats_endpoint = config
-            .stats_path
-            .as_deref()
-            .map(|path| (path, Arc::clone(&board)));
-        let site = Site::open_with_stats(&config.root, stats_endpoint).map_err(|error| {
+        let options = SiteOptions {
+            stats: config
+                .stats_path
+                .as_deref()
+                .map(|path| (path, Arc::clone(&board))),
+            symlinks: config.symlinks,
+        };
+        let site = Site::open_with(&config.root, options).map_err(|error| {
             StartError::new(format!("cannot serve '{}'", config.root.display()), error)
         })?;
         let site = Arc::new(site);

@@ -256,3 +256,56 @@ fn a_device_node_is_forbidden_not_an_error() {
     assert_keeps_alive(&r);
     assert_hello(&c.get("/hello.txt"));
 }
+
+#[test]
+fn a_redirect_never_names_another_host() {
+    // CVE-2021-28861 in python's http.server: `//evil.example` answered with
+    // `Location: //evil.example/`, which a browser reads as another host.
+    let fixture = Fixture::new();
+    for dir in ["evil.example", "\\evil.example", "a b"] {
+        std::fs::create_dir(fixture.path(dir)).unwrap();
+    }
+    let server = TestServer::start(fixture.root(), &[]);
+    let mut c = server.connect();
+    for (target, location) in [
+        ("//evil.example", "/evil.example/"),
+        ("///evil.example?x=1", "/evil.example/?x=1"),
+        ("/%2Fevil.example", "/evil.example/"),
+        ("/%5Cevil.example", "/%5Cevil.example/"),
+        ("/\\evil.example", "/%5Cevil.example/"),
+        ("//a%20b", "/a%20b/"),
+        ("//sub", "/sub/"),
+    ] {
+        let r = c.get(target);
+        assert_eq!(r.status, 301, "{target}: {r:?}");
+        assert_eq!(r.header("Location"), Some(location), "{target}");
+        assert_keeps_alive(&r);
+    }
+}
+
+#[test]
+fn follow_symlinks_is_an_explicit_opt_in_that_still_hides_dot_files() {
+    // Debian's HTML documentation links to /usr/share/javascript; such a tree
+    // needs --follow-symlinks. Outside directories not named with a dot:
+    // `tempdir()` names are `.tmpXXXX`, themselves dot directories.
+    let outside = tempfile::Builder::new().prefix("shared").tempdir().unwrap();
+    std::fs::write(outside.path().join("jquery.js"), "jQuery()").unwrap();
+    std::fs::write(outside.path().join(".htpasswd"), "admin:x").unwrap();
+    let fixture = Fixture::new();
+    symlink(outside.path(), fixture.path("javascript")).unwrap();
+    symlink(outside.path().join(".htpasswd"), fixture.path("pw")).unwrap();
+    symlink("/dev/zero", fixture.path("zero")).unwrap();
+
+    let confined = TestServer::start(fixture.root(), &[]);
+    assert_eq!(confined.connect().get("/javascript/jquery.js").status, 403);
+
+    let following = TestServer::start(fixture.root(), &["--follow-symlinks"]);
+    let mut c = following.connect();
+    let r = c.get("/javascript/jquery.js");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, b"jQuery()");
+    assert_eq!(c.get("/pw").status, 404);
+    assert_eq!(c.get("/javascript/.htpasswd").status, 404);
+    assert_eq!(c.get("/zero").status, 403);
+    assert_hello(&c.get("/hello.txt"));
+}
