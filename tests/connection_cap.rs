@@ -1,0 +1,119 @@
+//! The connection cap (`--max-connections`, or its default from the open-files limit) and
+//! running out of descriptors: connections beyond the cap wait in the kernel's accept
+//! queue and are taken the moment a slot frees, whatever freed it (a timeout included);
+//! the default cap lets ten thousand idle keep-alive clients in under a 20,000 limit; a
+//! file that cannot be opened for want of descriptors gets `503` with `Retry-After`, on a
+//! connection that stays usable.
+//!
+//! Timing bounds are loose (the machine is small and shared): each one separates "at once"
+//! from "whenever something unrelated wakes the worker", or from "never".
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// How long a test client waits for anything before giving up: longer than every wait the
+/// server is expected to impose here.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Connects and returns the connection with `PATIENCE` as its read timeout.
+fn connect_patiently(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Reads until the server closes `stream` (or resets it) and returns when that happened
+/// and what was received; panics if it stays open for `PATIENCE`.
+fn wait_for_close(mut stream: TcpStream) -> (Instant, Vec<u8>) {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (Instant::now(), received),
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (Instant::now(), received),
+            Err(e) => panic!(
+                "the server neither answered nor closed within {PATIENCE:?} ({e}); received {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
+}
+
+/// Issue 12, item 5. `threads` workers share a cap of ten connections; ten silent clients
+/// fill it and five clients that sent a request wait in the accept queues. The header
+/// timeout closes the silent ones; no new client arrives after that, and the listeners,
+/// being edge-triggered, report nothing new. Every waiting request must still be answered
+/// as soon as the slots free, in every worker, not whenever something unrelated next
+/// wakes the loop (or never).
+fn queued_clients_are_served_when_timeouts_free_slots(threads: &str) {
+    let fixture = Fixture::new();
+    let server = TestServer::start(
+        fixture.root(),
+        &[
+            "--threads",
+            threads,
+            "--max-connections",
+            "10",
+            "--header-timeout",
+            "1",
+        ],
+    );
+    let addr = server.addr();
+    let silent: Vec<TcpStream> = (0..10).map(|_| connect_patiently(addr)).collect();
+    let waiting: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut stream = connect_patiently(addr);
+            stream.write_all(get("/hello.txt").as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let start = Instant::now();
+    let silent = silent
+        .into_iter()
+        .map(|stream| thread::spawn(move || wait_for_close(stream).0));
+    let waiting: Vec<_> = waiting
+        .into_iter()
+        .map(|mut stream| {
+            thread::spawn(move || {
+                let mut head = [0u8; 17];
+                stream.read_exact(&mut head).unwrap_or_else(|e| {
+                    panic!("no answer to a queued request within {PATIENCE:?}: {e}")
+                });
+                assert_eq!(&head, b"HTTP/1.1 200 OK\r\n");
+                Instant::now()
+            })
+        })
+        .collect();
+    let last_silent_closed = silent
+        .map(|handle| handle.join().expect("a silent client failed"))
+        .max()
+        .expect("ten silent clients");
+    for handle in waiting {
+        let answered = handle.join().expect("a queued client failed");
+        let late = answered.saturating_duration_since(last_silent_closed);
+        assert!(
+            late < Duration::from_millis(500),
+            "a queued request was answered {late:?} after the last silent client was closed \
+             ({:?} after the start)",
+            answered - start
+        );
+    }
+}
+
+#[test]
+fn queued_clients_are_served_when_timeouts_free_slots_one_worker() {
+    queued_clients_are_served_when_timeouts_free_slots("1");
+}
+
+#[test]
+fn queued_clients_are_served_when_timeouts_free_slots_in_every_worker() {
+    queued_clients_are_served_when_timeouts_free_slots("2");
+}
