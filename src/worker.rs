@@ -27,7 +27,7 @@
 //! connections wait in its listener's queue. The listener is edge-triggered:
 //! it reported those connections once, when they arrived, and will not report
 //! them again. So the worker remembers that it stopped at the cap
-//! ([`AcceptState::AtCapacity`]) and every close turns that back into
+//! (`AcceptState::AtCapacity`) and every close turns that back into
 //! "connections may be waiting". Accepting comes after *all* the closes of an
 //! iteration, those of readiness events and those of expired deadlines, so a
 //! slot freed by a timeout is taken by a waiting client in the same
