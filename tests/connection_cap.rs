@@ -12,6 +12,7 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -116,4 +117,72 @@ fn queued_clients_are_served_when_timeouts_free_slots_one_worker() {
 #[test]
 fn queued_clients_are_served_when_timeouts_free_slots_in_every_worker() {
     queued_clients_are_served_when_timeouts_free_slots("2");
+}
+
+/// The open-files limit the C10K test runs the server under, as in issue 12.
+const C10K_OPEN_FILES: u32 = 20_000;
+
+/// Idle keep-alive clients in the C10K test.
+const C10K_CLIENTS: usize = 10_000;
+
+/// This process's hard open-files limit, from `/proc/self/limits`.
+fn hard_open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("a `Max open files` line");
+    let hard = line.split_whitespace().nth(4).expect("a hard limit");
+    hard.parse().unwrap_or(u64::MAX)
+}
+
+/// Raises this test process's soft open-files limit to `limit` with `prlimit(1)` (the
+/// tests hold no `unsafe` for `setrlimit`): it needs a descriptor per client.
+fn raise_own_open_files_limit(limit: u64) {
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("run prlimit");
+    assert!(status.success(), "prlimit --nofile={limit} failed");
+}
+
+/// Issue 12, item 6. Under an open-files limit of 20,000 and with default flags, ten
+/// thousand keep-alive clients all get in and are served, and are all held at once: each
+/// is answered a second time after the last one connected. (The old default, half the
+/// limit split over the workers, left hundreds of them waiting in an accept queue.)
+#[test]
+fn ten_thousand_idle_keep_alive_clients_fit_under_the_default_cap() {
+    let hard = hard_open_files_limit();
+    assert!(
+        hard >= u64::from(C10K_OPEN_FILES),
+        "this test needs a hard open-files limit of at least {C10K_OPEN_FILES} \
+         (`ulimit -Hn` is {hard})"
+    );
+    raise_own_open_files_limit(hard);
+    let fixture = Fixture::new();
+    let server = TestServer::start_with_open_files_limit(fixture.root(), C10K_OPEN_FILES, &[]);
+    let start = Instant::now();
+    let mut clients: Vec<Client> = (0..C10K_CLIENTS)
+        .map(|_| {
+            let mut c = server.connect();
+            assert_hello(&c.get("/hello.txt"));
+            c
+        })
+        .collect();
+    let connected = start.elapsed();
+    for c in &mut clients {
+        c.send(get("/hello.txt"));
+    }
+    for c in &mut clients {
+        let r = c.read_response(false);
+        assert_hello(&r);
+        assert_keeps_alive(&r);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{C10K_CLIENTS} clients took {connected:?} to connect and {:?} in all",
+        start.elapsed()
+    );
 }
