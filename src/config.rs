@@ -74,6 +74,13 @@ pub const LOG_BUFFER_FLUSH_BYTES: usize = 64 * 1024;
 /// of its connections closes) instead of retrying in a busy loop.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The `Retry-After` of a `503 Service Unavailable` (RFC 9110 §10.2.3), the
+/// answer to a request whose file could not be opened because descriptors ran
+/// out (`EMFILE`, `ENFILE`). Descriptors come back as connections close and
+/// bodies finish sending, which on a busy server takes well under a second;
+/// the connection stays open for the retry.
+pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Length of each listening socket's queue of connections that the kernel
 /// has completed but we have not accepted yet (capped by
 /// `net.core.somaxconn`).

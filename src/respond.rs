@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cache::{CachedFile, FileCache, FileFacts, Freshness, MAX_CACHED_FILE_BYTES};
+use crate::config::UNAVAILABLE_RETRY_AFTER;
 use crate::files::{self, DocumentRoot, Lookup};
 use crate::stats::StatsBoard;
 use std::io::Write as _;
@@ -269,6 +270,9 @@ impl StatusPage<'_> {
         }
         if self.status == Status::MethodNotAllowed {
             head.header("Allow", ALLOWED_METHODS);
+        }
+        if self.status == Status::ServiceUnavailable {
+            head.header_number("Retry-After", UNAVAILABLE_RETRY_AFTER.as_secs());
         }
         head.content_type("text/html");
         head.header_number("Content-Length", page.len() as u64);

@@ -186,3 +186,76 @@ fn ten_thousand_idle_keep_alive_clients_fit_under_the_default_cap() {
         start.elapsed()
     );
 }
+
+/// The number in `"NAME":N` in a counters JSON document.
+fn json_counter(json: &str, name: &str) -> u64 {
+    let key = format!("\"{name}\":");
+    let at = json
+        .rfind(&key)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + key.len();
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key} in {json}"))
+}
+
+/// Issue 12, item 6, the other half: a server out of descriptors (idle connections took
+/// them all) cannot open a file that is not cached. That request gets `503` with
+/// `Retry-After: 1` on a connection that stays open, the answer is counted, and once
+/// descriptors come back the same connection is served normally.
+#[test]
+fn a_file_that_cannot_be_opened_for_want_of_descriptors_gets_503_and_retry_after() {
+    let fixture = Fixture::new();
+    let server = TestServer::start_with_open_files_limit(
+        fixture.root(),
+        40,
+        &[
+            "--threads",
+            "1",
+            "--max-connections",
+            "1000",
+            "--stats-path",
+            "/_stats",
+        ],
+    );
+    let addr = server.addr();
+    let mut client = server.connect();
+    assert_hello(&client.get("/hello.txt"));
+    // Idle connections until accepting fails for want of descriptors: none is left.
+    let idle: Vec<Client> = (0..60).map(|_| Client::connect(addr)).collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .stderr()
+            .contains("accept failed")),
+        "no `accept failed` report with 60 idle connections and 40 descriptors; stderr: {:?}",
+        server.stderr()
+    );
+
+    let r = client.get("/style.css");
+    assert_error(&r, 503);
+    assert_eq!(r.header("Retry-After"), Some("1"), "{r:?}");
+    assert_keeps_alive(&r);
+    let counted = wait_until(Duration::from_secs(3), || {
+        json_counter(&client.get("/_stats").body_text(), "unavailable") >= 1
+    });
+    assert!(counted, "the 503 is not counted as `unavailable`");
+
+    // The idle connections go (those still queued are accepted, see EOF and are closed
+    // too): descriptors are back, and the same connection gets the file.
+    drop(idle);
+    let mut last = None;
+    let served = wait_until(Duration::from_secs(3), || {
+        let r = client.get("/style.css");
+        let ok = r.status == 200;
+        last = Some(r);
+        ok
+    });
+    let r = last.expect("at least one try");
+    assert!(served, "still no file once descriptors were back: {r:?}");
+    assert_file_body(&r, content("style.css"));
+    assert_keeps_alive(&r);
+}
