@@ -75,6 +75,13 @@ pub const LOG_BUFFER_FLUSH_BYTES: usize = 64 * 1024;
 /// of its connections closes) instead of retrying in a busy loop.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The `Retry-After` of a `503 Service Unavailable` (RFC 9110 §10.2.3), the
+/// answer to a request whose file could not be opened because descriptors ran
+/// out (`EMFILE`, `ENFILE`). Descriptors come back as connections close and
+/// bodies finish sending, which on a busy server takes well under a second;
+/// the connection stays open for the retry.
+pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Length of each listening socket's queue of connections that the kernel
 /// has completed but we have not accepted yet (capped by
 /// `net.core.somaxconn`).
@@ -83,9 +90,46 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// Readiness events fetched from the kernel in one `poll` call.
 pub const EVENTS_PER_POLL: usize = 1024;
 
-/// File descriptors kept free for everything that is not a client connection:
-/// listeners, the epoll instances, files being sent, the log.
+/// File descriptors the default connection cap leaves free for the process
+/// itself (standard streams, the document root, the access log) and, above
+/// all, for files being sent from disk: a connection answered from the memory
+/// cache holds one descriptor, its socket, and one sending a file from disk
+/// holds a second for as long as the body takes. When more files are open at
+/// once than this leaves room for, opening the next one fails (`EMFILE`) and
+/// its request gets `503 Service Unavailable` with `Retry-After`.
 pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
+
+/// File descriptors each worker holds besides its connections: its listener,
+/// epoll instance, waker (an eventfd), inotify instance and copy of the
+/// access log's descriptor.
+pub const FILE_DESCRIPTORS_PER_WORKER: u64 = 5;
+
+/// The connection cap when `--max-connections` is not given: every descriptor
+/// the open-files limit `open_files` allows, less what `workers` workers hold
+/// and [`RESERVED_FILE_DESCRIPTORS`]. Sized for a connection holding one
+/// descriptor (see there for those that hold two); with a limit of 20,000 and
+/// two workers it is 19,926, enough for a C10K run of idle keep-alive clients.
+/// At least one connection per worker.
+pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
+    let workers = workers as u64;
+    let reserved = RESERVED_FILE_DESCRIPTORS + FILE_DESCRIPTORS_PER_WORKER * workers;
+    usize::try_from(open_files.saturating_sub(reserved).max(workers)).unwrap_or(usize::MAX)
+}
+
+/// Worker `worker`'s share of a cap of `max_connections` over `workers`
+/// workers. Each worker holds its own share: it accepts only from its own
+/// listener (`SO_REUSEPORT`), and a cap shared between workers would need a
+/// counter every accept and close touches on every core, and a wake-up
+/// across threads whenever a close frees a slot that a connection queued at
+/// another worker could take. The shares add up to the cap exactly (the
+/// remainder goes one each to the first workers), except that every worker
+/// gets at least one: a worker that could hold no connection would leave its
+/// share of new clients in its queue forever.
+pub fn worker_share(max_connections: usize, workers: usize, worker: usize) -> usize {
+    let workers = workers.max(1);
+    let share = max_connections / workers + usize::from(worker < max_connections % workers);
+    share.max(1)
+}
 
 /// Where access-log lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +153,9 @@ pub struct Config {
     pub port: u16,
     /// Number of worker threads (each with its own listener and event loop).
     pub threads: usize,
-    /// Most simultaneous client connections for the whole process; `None`
-    /// sizes it from the open-files limit.
+    /// Most simultaneous client connections for the whole process, split
+    /// over the workers by [`worker_share`]; `None` sizes it from the
+    /// open-files limit ([`default_max_connections`]).
     pub max_connections: Option<usize>,
     /// Where the access log goes.
     pub log: LogTarget,
@@ -151,4 +196,32 @@ impl Config {
 /// The number of cores this process may run on: the default worker count.
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_counts_one_descriptor_per_connection() {
+        // Issue 12: a C10K run under a limit of 20,000 must fit.
+        assert_eq!(default_max_connections(20_000, 2), 19_926);
+        assert!(default_max_connections(20_000, 64) >= 10_000);
+        assert_eq!(default_max_connections(1024, 1), 955);
+        // A limit too small for the reserve still lets every worker hold one.
+        assert_eq!(default_max_connections(40, 4), 4);
+    }
+
+    #[test]
+    fn worker_shares_add_up_to_the_cap() {
+        let shares = |max, workers| -> Vec<usize> {
+            (0..workers)
+                .map(|worker| worker_share(max, workers, worker))
+                .collect()
+        };
+        assert_eq!(shares(10, 2), [5, 5]);
+        assert_eq!(shares(10, 3), [4, 3, 3]);
+        assert_eq!(shares(19_926, 2), [9_963, 9_963]);
+        assert_eq!(shares(2, 4), [1, 1, 1, 1]);
+    }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{FileBody, FileCache, Served};
+use crate::config::UNAVAILABLE_RETRY_AFTER;
 use crate::files::{self, DocumentRoot, SymlinkPolicy};
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
@@ -241,6 +242,9 @@ impl StatusPage<'_> {
         }
         if self.status == Status::MethodNotAllowed {
             head.header("Allow", ALLOWED_METHODS);
+        }
+        if self.status == Status::ServiceUnavailable {
+            head.header_number("Retry-After", UNAVAILABLE_RETRY_AFTER.as_secs());
         }
         head.content_type("text/html");
         head.header_number("Content-Length", page.len() as u64);

@@ -44,7 +44,7 @@ use socket2::{Domain, Socket, Type};
 use crate::buffer::BufferPool;
 use crate::cache::FileCache;
 use crate::clock::Clock;
-use crate::config::{Config, LISTEN_BACKLOG, LogTarget, RESERVED_FILE_DESCRIPTORS};
+use crate::config::{self, Config, LISTEN_BACKLOG, LogTarget};
 use crate::connection::{Context, Timeouts};
 use crate::log::AccessLog;
 use crate::respond::{Site, SiteOptions};
@@ -123,11 +123,9 @@ impl Server {
             .local_addr()
             .map_err(|error| StartError::new("cannot read the bound address", error))?;
         let log = open_log(&config.log)?;
-        let max_connections = config.max_connections.unwrap_or_else(|| {
-            // A connection sending a file holds two descriptors.
-            (open_files.saturating_sub(RESERVED_FILE_DESCRIPTORS) / 2) as usize
-        });
-        let per_worker = (max_connections / threads).max(1);
+        let max_connections = config
+            .max_connections
+            .unwrap_or_else(|| config::default_max_connections(open_files, threads));
         let shutdown = Arc::new(AtomicBool::new(false));
         let log_error_reported = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(threads);
@@ -158,7 +156,7 @@ impl Server {
                 worker_id,
                 listener,
                 ctx,
-                per_worker,
+                config::worker_share(max_connections, threads, worker_id),
                 Arc::clone(&shutdown),
                 Arc::clone(&board),
             )

@@ -35,6 +35,9 @@ pub struct WorkerStats {
     pub timeouts: u64,
     /// Times accepting paused because descriptors ran out.
     pub accept_pauses: u64,
+    /// Requests answered `503 Service Unavailable`: their file could not be
+    /// opened because descriptors (or kernel memory) ran out.
+    pub unavailable: u64,
 }
 
 impl WorkerStats {
@@ -43,6 +46,9 @@ impl WorkerStats {
         self.requests += 1;
         let class = usize::from(status.code() / 100).clamp(1, 5) - 1;
         self.responses[class] += 1;
+        if status == Status::ServiceUnavailable {
+            self.unavailable += 1;
+        }
     }
 
     fn add(&mut self, other: &WorkerStats) {
@@ -51,6 +57,7 @@ impl WorkerStats {
         self.bytes_sent += other.bytes_sent;
         self.timeouts += other.timeouts;
         self.accept_pauses += other.accept_pauses;
+        self.unavailable += other.unavailable;
         for (sum, n) in self.open.iter_mut().zip(other.open) {
             *sum += n;
         }
@@ -95,7 +102,7 @@ impl StatsBoard {
         let mut total = WorkerStats::default();
         let mut table = String::from(
             "worker  accepted  open (idle/reading/writing/sending/lingering)  requests    bytes sent     \
-             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses\n",
+             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable\n",
         );
         let row = |table: &mut String, name: &str, s: &WorkerStats| {
             let open = format!(
@@ -115,7 +122,11 @@ impl StatsBoard {
             for n in s.responses {
                 let _ = write!(table, "{n:>7} ");
             }
-            let _ = writeln!(table, "{:>9} {:>14}", s.timeouts, s.accept_pauses);
+            let _ = writeln!(
+                table,
+                "{:>9} {:>14} {:>12}",
+                s.timeouts, s.accept_pauses, s.unavailable
+            );
         };
         for (worker, stats) in rows.iter().enumerate() {
             row(&mut table, &worker.to_string(), stats);
@@ -153,7 +164,7 @@ fn json_object(json: &mut String, s: &WorkerStats) {
     let _ = write!(
         json,
         "}},\"requests\":{},\"bytes_sent\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
-         \"timeouts\":{},\"accept_pauses\":{}}}",
+         \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{}}}",
         s.requests,
         s.bytes_sent,
         s.responses[0],
@@ -162,7 +173,8 @@ fn json_object(json: &mut String, s: &WorkerStats) {
         s.responses[3],
         s.responses[4],
         s.timeouts,
-        s.accept_pauses
+        s.accept_pauses,
+        s.unavailable
     );
 }
 
@@ -179,6 +191,7 @@ mod tests {
         a.bytes_sent = 100;
         let mut b = WorkerStats::default();
         b.count_response(Status::NotModified);
+        b.count_response(Status::ServiceUnavailable);
         b.open[0] = 3;
         board.publish(0, &a);
         board.publish(1, &b);
@@ -187,8 +200,8 @@ mod tests {
         let json = String::from_utf8(json).unwrap();
         assert!(json.ends_with(
             "\"total\":{\"accepted\":0,\"open\":{\"Idle\":3,\"ReadingRequest\":0,\"WritingResponse\":0,\
-             \"SendingFile\":0,\"Lingering\":0},\"requests\":3,\"bytes_sent\":100,\
-             \"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":0},\"timeouts\":0,\"accept_pauses\":0}}\n"
+             \"SendingFile\":0,\"Lingering\":0},\"requests\":4,\"bytes_sent\":100,\
+             \"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":1},\"timeouts\":0,\"accept_pauses\":0,\"unavailable\":1}}\n"
         ), "{json}");
         let table = board.table();
         assert_eq!(table.lines().count(), 4, "{table}");

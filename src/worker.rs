@@ -8,8 +8,8 @@
 //!     read the clock once for the whole iteration
 //!     drop files that changed from the cache (inotify)
 //!     for each readiness event: run that connection's state machine
-//!     accept new connections until WouldBlock
 //!     close or answer connections whose deadline passed
+//!     accept new connections until WouldBlock or the connection cap
 //!     if asked to shut down: stop accepting, close idle connections
 //!     write the access-log buffer and publish the counters if a second has passed
 //! }
@@ -22,13 +22,25 @@
 //! juggle ten thousand connections because a connection that waits costs a
 //! slab entry, not a thread.
 //!
+//! ## At the connection cap
+//! A worker holding its share of `--max-connections` stops accepting; new
+//! connections wait in its listener's queue. The listener is edge-triggered:
+//! it reported those connections once, when they arrived, and will not report
+//! them again. So the worker remembers that it stopped at the cap
+//! (`AcceptState::AtCapacity`) and every close turns that back into
+//! "connections may be waiting". Accepting comes after *all* the closes of an
+//! iteration, those of readiness events and those of expired deadlines, so a
+//! slot freed by a timeout is taken by a waiting client in the same
+//! iteration, not whenever some unrelated event next wakes the loop. Below the
+//! cap, none of this costs a system call.
+//!
 //! ## Tokens and the slab
 //! Connections live in a [`Slab`]; a connection's slab key is its
 //! [`mio::Token`], so an event finds its connection with one index. Keys are
 //! reused after a close, which makes stale events possible: an event queued
 //! for a connection closed earlier in the same batch would land on a new
 //! connection accepted into the same slot. We avoid that by accepting only
-//! after the whole batch is handled, and by closing sockets (which removes them
+//! after the whole batch (and the deadlines) is handled, and by closing sockets (which removes them
 //! from epoll) before the next `poll`. Even so, handlers treat every event as a
 //! hint that may be spurious.
 //!
@@ -81,6 +93,11 @@ enum AcceptState {
     Drained,
     /// Connections may be waiting in the listener's queue.
     Pending,
+    /// At the connection cap, with connections perhaps waiting in the
+    /// queue: the next close makes it `Pending` again. The listener gives no
+    /// new event for connections already queued, so without this a slot
+    /// freed by a timeout would stay unused until some new client arrived.
+    AtCapacity,
     /// Out of file descriptors: try again at this instant, or as soon as one
     /// of our connections closes and frees one.
     BackingOff(Instant),
@@ -213,9 +230,10 @@ impl Worker {
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
-                    // While backing off, the back-off's end retries accept;
-                    // new arrivals must not cut it short.
-                    LISTENER if !matches!(self.accept, AcceptState::BackingOff(_)) => {
+                    // New arrivals matter only to a worker that emptied its
+                    // queue. At the cap only a close lets us accept again, and
+                    // while backing off only a close or the back-off's end.
+                    LISTENER if self.accept == AcceptState::Drained => {
                         self.accept = AcceptState::Pending;
                     }
                     LISTENER => {}
@@ -225,8 +243,10 @@ impl Worker {
                     Token(key) => self.on_connection_event(key, event),
                 }
             }
-            self.accept_connections();
+            // Deadlines before accepting: a slot freed by a timeout goes to a
+            // connection waiting in the queue now, not at the next wake-up.
             self.expire_deadlines();
+            self.accept_connections();
             if self.shutdown.load(Ordering::Relaxed) && self.drain_deadline.is_none() {
                 self.begin_shutdown();
             }
@@ -307,7 +327,7 @@ impl Worker {
     fn accept_connections(&mut self) {
         let now = self.ctx.clock.now();
         match self.accept {
-            AcceptState::Drained => return,
+            AcceptState::Drained | AcceptState::AtCapacity => return,
             AcceptState::BackingOff(until) if now < until => return,
             _ => {}
         }
@@ -316,8 +336,7 @@ impl Worker {
         };
         loop {
             if self.connections.len() >= self.max_connections {
-                // Stay Pending: the next close retries.
-                self.accept = AcceptState::Pending;
+                self.accept = AcceptState::AtCapacity;
                 return;
             }
             match listener.accept() {
@@ -409,8 +428,12 @@ impl Worker {
     fn close(&mut self, key: usize) {
         let connection = self.connections.remove(key);
         connection.close(&mut self.ctx);
-        // A descriptor and a slot are free again: retry a paused accept now.
-        if matches!(self.accept, AcceptState::BackingOff(_)) {
+        // A descriptor and a slot are free again: connections that waited
+        // for either are accepted later in this loop iteration.
+        if matches!(
+            self.accept,
+            AcceptState::AtCapacity | AcceptState::BackingOff(_)
+        ) {
             self.accept = AcceptState::Pending;
         }
     }
