@@ -7,6 +7,8 @@
 //!    connection to one of them.
 //! 2. [`worker`] runs the event loop: `epoll_wait`, accept, dispatch readiness
 //!    events to connections by token, expire deadlines ([`timer`]).
+//!    Behind a load balancer, [`proxy`] reads the PROXY protocol header that
+//!    names the client, once per connection, before the first request.
 //! 3. [`connection`] is the state machine each connection walks through:
 //!    idle → reading the request → writing the response → sending the file →
 //!    idle again (or closed, perhaps after lingering to let the client read
@@ -41,6 +43,7 @@ pub mod connection;
 pub mod files;
 pub mod http;
 pub mod log;
+pub mod proxy;
 pub mod respond;
 pub mod server;
 pub mod stats;
