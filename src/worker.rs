@@ -11,6 +11,7 @@
 //!     accept new connections until WouldBlock
 //!     close or answer connections whose deadline passed
 //!     if asked to shut down: stop accepting, close idle connections
+//!     if woken: switch to a reopened access log
 //!     write the access-log buffer and publish the counters if a second has passed
 //! }
 //! ```
@@ -142,7 +143,7 @@ impl Worker {
                 Interest::READABLE,
             )?;
         }
-        let worker = Worker {
+        let mut worker = Worker {
             poll,
             listener: Some(listener),
             id,
@@ -157,6 +158,7 @@ impl Worker {
             board,
             published: (WorkerStats::default(), Instant::now()),
         };
+        worker.follow_log();
         Ok((worker, waker))
     }
 
@@ -219,7 +221,8 @@ impl Worker {
                         self.accept = AcceptState::Pending;
                     }
                     LISTENER => {}
-                    // Shutdown or a request for the counters (SIGUSR1).
+                    // Shutdown, a request for the counters (SIGUSR1) or a
+                    // reopened access log (SIGHUP).
                     WAKER => woken = true,
                     FILE_CHANGES => {} // handled above
                     Token(key) => self.on_connection_event(key, event),
@@ -229,6 +232,9 @@ impl Worker {
             self.expire_deadlines();
             if self.shutdown.load(Ordering::Relaxed) && self.drain_deadline.is_none() {
                 self.begin_shutdown();
+            }
+            if woken {
+                self.follow_log();
             }
             let now = self.ctx.clock.now();
             self.ctx.log.flush_if_due(now);
@@ -412,6 +418,15 @@ impl Worker {
         // A descriptor and a slot are free again: retry a paused accept now.
         if matches!(self.accept, AcceptState::BackingOff(_)) {
             self.accept = AcceptState::Pending;
+        }
+    }
+
+    /// Writes to the access log's current file (after a reopen, the lines
+    /// buffered so far go to the old one first), and keeps the cache from
+    /// ever serving that file.
+    fn follow_log(&mut self) {
+        if let Some(log_file) = self.ctx.log.switch_to_current() {
+            self.ctx.cache.hide(log_file);
         }
     }
 
