@@ -70,9 +70,8 @@ struct Args {
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 
-    /// Access log: - for standard output, or a file to append to (opened
-    /// again on SIGHUP, for logrotate). Keep it outside the served directory;
-    /// the server never serves it anyway.
+    /// Access log: - for standard output, or a file to append to (reopened on
+    /// SIGHUP, for logrotate).
     #[arg(
         long,
         default_value = "-",
