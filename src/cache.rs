@@ -38,6 +38,19 @@
 //! read is not cached at all, and that request is answered from the open
 //! file, with `sendfile`.
 //!
+//! ## Never the access log
+//! The server's own access log must never be served, whatever the paths: a
+//! `--log` inside the root, a hard link or a symlink to it. Every file is
+//! opened before it is served, so [`FileCache::serve`] compares the opened
+//! file's device and inode with the log's ([`FileCache::hide`]) and answers
+//! `404` on a match. The comparison sits on the miss path only, after the
+//! `openat2` and `fstat` a miss makes anyway; a hit costs nothing more. A
+//! file that is the log is never cached, so no entry can hold it, with one
+//! exception: a reopen (SIGHUP) may make an existing file the log (a path
+//! that already existed, or now a link to a cached file). So [`FileCache::hide`]
+//! also drops any entry of the newly hidden file. The worker calls it with
+//! the log it writes to, at start and after every switch to a reopened log.
+//!
 //! ## Bounds
 //! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
 //! worker. When full, the least recently used entry is evicted (found by a
@@ -48,7 +61,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::files::{DocumentRoot, FileIdentity, Lookup, PathForm, StaticFile};
+use crate::files::{DocumentRoot, FileIdentity, Inode, Lookup, PathForm, StaticFile};
 use crate::http::Status;
 use crate::http::response::HeadWriter;
 use crate::http::validators::EntityTag;
@@ -199,6 +212,9 @@ pub struct FileCache {
     /// inotify is unavailable (then [`CACHE_VALIDITY`] alone bounds
     /// staleness).
     watcher: Option<File>,
+    /// The access log's file, answered as not found whatever name leads to
+    /// it; `None` when there is no log file to hide.
+    hidden: Option<Inode>,
 }
 
 impl Default for FileCache {
@@ -228,6 +244,26 @@ impl FileCache {
             uses: 0,
             key: Vec::new(),
             watcher: sys::inotify_init().ok(),
+            hidden: None,
+        }
+    }
+
+    /// Never serves `file` from now on (the access log's file, see the module
+    /// docs), and drops any entry that holds it.
+    pub fn hide(&mut self, file: Inode) {
+        self.hidden = Some(file);
+        let content_bytes = &mut self.content_bytes;
+        let mut released = Vec::new();
+        self.entries.retain(|_, entry| {
+            let is_hidden = entry.identity.inode() == file;
+            if is_hidden {
+                *content_bytes -= entry.body.len();
+                released.push(entry.watch);
+            }
+            !is_hidden
+        });
+        for watch in released {
+            self.release_watch(watch);
         }
     }
 
@@ -311,13 +347,13 @@ impl FileCache {
             Freshness::Fresh => {
                 return match self.entries.get(&self.key[..]) {
                     Some(entry) => Served::File(FileBody::Cached(entry)),
-                    None => Served::from(root.lookup_decoded(path, form)),
+                    None => Served::from(self.lookup(root, path, form)),
                 };
             }
             Freshness::Stale(identity) => Some(identity),
             Freshness::Missing => None,
         };
-        let file = match root.lookup_decoded(path, form) {
+        let file = match self.lookup(root, path, form) {
             Lookup::File(file) => file,
             not_a_file => return Served::from(not_a_file),
         };
@@ -337,6 +373,16 @@ impl FileCache {
                 file: file.file,
                 facts,
             }),
+        }
+    }
+
+    /// Looks `path` up in `root`, the access log answered as not found.
+    fn lookup(&self, root: &DocumentRoot, path: &mut Vec<u8>, form: PathForm) -> Lookup {
+        match root.lookup_decoded(path, form) {
+            Lookup::File(file) if Some(file.identity.inode()) == self.hidden => {
+                Lookup::Refused(Status::NotFound)
+            }
+            found => found,
         }
     }
 
@@ -602,5 +648,26 @@ mod tests {
             freshness(&mut cache, b"f1", PathForm::File, now),
             Freshness::Missing
         );
+    }
+
+    #[test]
+    fn a_hidden_file_is_dropped_and_not_found_under_any_name() {
+        let now = Instant::now();
+        let (dir, root) = site(&[("log.txt", b"lines"), ("a.txt", b"hello")]);
+        std::fs::hard_link(dir.path().join("log.txt"), dir.path().join("link.txt")).unwrap();
+        let mut cache = FileCache::default();
+        cached(serve(&mut cache, &root, "log.txt", now));
+        cached(serve(&mut cache, &root, "a.txt", now));
+        let metadata = std::fs::metadata(dir.path().join("log.txt")).unwrap();
+        cache.hide(Inode::of(&metadata));
+        assert_eq!(cache.len(), 1, "the entry of the hidden file is dropped");
+        for name in ["log.txt", "link.txt"] {
+            assert!(matches!(
+                serve(&mut cache, &root, name, now),
+                Served::Refused(Status::NotFound)
+            ));
+        }
+        cached(serve(&mut cache, &root, "a.txt", now));
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -63,7 +63,10 @@ pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// closing the connections that still have one.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How often each worker writes its buffered access-log lines to the log file.
+/// How long a worker holds an access-log line before writing its buffer to a
+/// log that is a regular file: at most one write a second per busy worker.
+/// A log that is a terminal, pipe or socket is written at the end of every
+/// loop iteration that recorded a line instead (see [`crate::log`]).
 pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A worker also writes its access-log buffer as soon as it holds this many
@@ -134,9 +137,9 @@ pub fn worker_share(max_connections: usize, workers: usize, worker: usize) -> us
 /// Where access-log lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
-    /// Append to this file (created if missing).
+    /// Append to this file (created if missing), opened again on SIGHUP.
     File(PathBuf),
-    /// Write to standard output (`--log -`).
+    /// Write to standard output (`--log -`, the default).
     Stdout,
     /// No access log (`--no-log`).
     Off,
@@ -182,7 +185,7 @@ impl Config {
             port: DEFAULT_PORT,
             threads: available_cores(),
             max_connections: None,
-            log: LogTarget::File(PathBuf::from("access.log")),
+            log: LogTarget::Stdout,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,

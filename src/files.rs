@@ -54,12 +54,29 @@ pub const INDEX_FILE: &str = "index.html";
 /// starts with a dot (`.git`, `.env`, `.htpasswd`) is answered with `404`.
 pub const SERVED_DOT_DIRECTORY: &[u8] = b".well-known";
 
+/// Which file on disk, whatever name (hard link, symlink) led to it: its
+/// device and inode numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inode {
+    device: u64,
+    number: u64,
+}
+
+impl Inode {
+    /// The file `metadata` describes.
+    pub fn of(metadata: &Metadata) -> Inode {
+        Inode {
+            device: metadata.dev(),
+            number: metadata.ino(),
+        }
+    }
+}
+
 /// What identifies one version of a file on disk: if any of these changed,
 /// the file did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileIdentity {
-    device: u64,
-    inode: u64,
+    inode: Inode,
     len: u64,
     modified: SystemTime,
 }
@@ -68,11 +85,15 @@ impl FileIdentity {
     /// The identity of the file `metadata` describes.
     pub fn of(metadata: &Metadata) -> io::Result<FileIdentity> {
         Ok(FileIdentity {
-            device: metadata.dev(),
-            inode: metadata.ino(),
+            inode: Inode::of(metadata),
             len: metadata.len(),
             modified: metadata.modified()?,
         })
+    }
+
+    /// Which file this is a version of.
+    pub fn inode(&self) -> Inode {
+        self.inode
     }
 }
 

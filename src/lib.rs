@@ -16,8 +16,9 @@
 //! 4. [`http`] parses the request head and formats the response head.
 //! 5. [`respond`] decides the answer; [`files`] maps the URL to a file under
 //!    the document root, never outside it.
-//! 6. [`log`] buffers the access-log line; the worker writes its buffer once
-//!    a second.
+//! 6. [`log`] buffers the access-log line; the worker writes its buffer at
+//!    once to a terminal or pipe, once a second to a file, and follows the
+//!    file when `SIGHUP` reopens it.
 //!
 //! Seeing it work: [`trace`] (`--trace`, the loop's steps, live) and
 //! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).

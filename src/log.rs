@@ -1,34 +1,150 @@
-//! The access log: one Common Log Format line per answered request.
+//! The access log: one Common Log Format line per answered request, where it
+//! goes, and how it follows a rotation.
 //!
 //! ```text
 //! 127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] "GET /index.html HTTP/1.1" 200 1234
 //! client      time (UTC)                      request line            status body bytes
 //! ```
 //!
+//! ## Where lines go
+//! To standard output by default (`--log -`, like `python3 -m http.server`'s
+//! request lines on the terminal), appended to a file with `--log PATH`, or
+//! nowhere with `--no-log`. Standard output carries nothing else: the start
+//! line, counters and errors all go to stderr.
+//!
+//! ## Buffering
 //! Logging must never slow serving down nor lose a line. So each worker
 //! formats its lines into its own buffer, with no lock and no allocation (the
 //! buffer is reserved at start and reused), and writes the whole buffer with a
-//! single `write` to a file opened with `O_APPEND`: [`LOG_FLUSH_INTERVAL`]
-//! after the first line it holds, as soon as it holds
-//! [`LOG_BUFFER_FLUSH_BYTES`], and on shutdown. `O_APPEND` makes the kernel
-//! position each write at the end of the file atomically, and every write
-//! holds only whole lines, so lines from different workers never interleave.
-//! Such a write lands in the page cache; no request waits for the disk.
+//! single `write`: as soon as it holds [`LOG_BUFFER_FLUSH_BYTES`], on
+//! shutdown, and otherwise when its first line has waited the log's flush
+//! delay. For a regular file that delay is [`LOG_FLUSH_INTERVAL`]: one write
+//! a second per busy worker, landing in the page cache. For a terminal, pipe
+//! or socket (decided once, by `fstat`, when the log is opened) it is zero:
+//! the worker writes at the end of every loop iteration that recorded a line,
+//! since someone is watching and expects a line per request at once.
+//!
+//! A file is opened with `O_APPEND`, which makes the kernel position each
+//! write at the end of the file atomically; every write holds only whole
+//! lines, so lines from different workers never interleave, and after a
+//! `copytruncate` rotation the next write starts at offset zero instead of
+//! leaving a hole of zeros where the old content was.
+//!
+//! ## Reopening (SIGHUP)
+//! logrotate's `create` method renames the file and signals the server to
+//! open the path again. The main thread does the opening ([`SharedLog::reopen`])
+//! and publishes the new file in a slot shared with the workers, then wakes
+//! them. A worker looks at the slot only when woken, never per request
+//! ([`AccessLog::switch_to_current`]): it writes what it buffered to the old
+//! file, then switches. The old file is closed when the last worker has let
+//! go of it. No line is lost or written twice: every line goes to exactly one
+//! of the two files. If the path cannot be opened, the old file is kept.
+//! Standard output is never reopened.
 //!
 //! A write error (disk full, file removed) is reported once on stderr, for the
 //! whole process (the workers share one flag, touched only on that error
 //! path); the lines of that batch are dropped and serving goes on.
 
-use std::fs::File;
-use std::io::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::ascii::{push_decimal, push_ip};
-use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL};
+use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogTarget};
+use crate::files::Inode;
 use crate::http::Status;
+
+/// One open access-log destination, and what a worker needs to know about it.
+#[derive(Debug)]
+pub struct LogFile {
+    /// The open file (or a duplicate of standard output). Every worker writes
+    /// to it through a shared reference: `write` needs no exclusive access.
+    file: File,
+    /// Which file it is, so that the document root never serves it.
+    inode: Inode,
+    /// How long a worker holds a line before writing it.
+    flush_delay: Duration,
+}
+
+impl LogFile {
+    /// Opens `path` for appending, creating it (mode 0666 less the umask) if
+    /// it does not exist.
+    pub fn open(path: &Path) -> io::Result<LogFile> {
+        LogFile::new(OpenOptions::new().append(true).create(true).open(path)?)
+    }
+
+    /// Standard output, duplicated so that dropping the log never closes
+    /// descriptor 1.
+    pub fn stdout() -> io::Result<LogFile> {
+        LogFile::new(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+    }
+
+    /// Learns what `file` is: a regular file gets batched writes, anything
+    /// else (a terminal, a pipe, a socket) prompt ones.
+    fn new(file: File) -> io::Result<LogFile> {
+        let metadata = file.metadata()?;
+        let flush_delay = if metadata.is_file() {
+            LOG_FLUSH_INTERVAL
+        } else {
+            Duration::ZERO
+        };
+        Ok(LogFile {
+            inode: Inode::of(&metadata),
+            flush_delay,
+            file,
+        })
+    }
+}
+
+/// The access log's current file, shared by the main thread, which replaces
+/// it on a reopen, and the workers, which pick it up when woken.
+#[derive(Debug)]
+pub struct SharedLog {
+    /// The path opened again on a reopen; `None` for standard output.
+    path: Option<PathBuf>,
+    /// The file workers are to write to. A lock is fine here: it is taken
+    /// on a reopen and when a worker is woken, never per request.
+    current: Mutex<Arc<LogFile>>,
+}
+
+impl SharedLog {
+    /// Opens the log `target` names; `None` for `--no-log`.
+    pub fn open(target: &LogTarget) -> io::Result<Option<SharedLog>> {
+        let (path, file) = match target {
+            LogTarget::Off => return Ok(None),
+            LogTarget::Stdout => (None, LogFile::stdout()?),
+            LogTarget::File(path) => (Some(path.clone()), LogFile::open(path)?),
+        };
+        Ok(Some(SharedLog {
+            path,
+            current: Mutex::new(Arc::new(file)),
+        }))
+    }
+
+    /// Opens the log's path again and makes the new file current; the
+    /// workers switch to it when next woken. On an error the old file stays
+    /// current. `None` for standard output, which has no path to reopen.
+    pub fn reopen(&self) -> Option<io::Result<()>> {
+        let path = self.path.as_deref()?;
+        Some(LogFile::open(path).map(|file| *self.lock() = Arc::new(file)))
+    }
+
+    /// The current file.
+    fn current(&self) -> Arc<LogFile> {
+        Arc::clone(&self.lock())
+    }
+
+    /// The slot. A panic elsewhere cannot leave it half-written (it holds
+    /// one pointer), so a poisoned lock is used as is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<LogFile>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// One line's worth of facts.
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +161,19 @@ pub struct LogEntry<'a> {
     pub body_bytes: u64,
 }
 
-/// A worker's access-log buffer and its file.
+/// A worker's access-log buffer and the file it writes to.
 #[derive(Debug)]
 pub struct AccessLog {
-    /// Where lines go; `None` with `--no-log`.
-    sink: Option<File>,
+    /// Where the main thread publishes the current file; `None` with
+    /// `--no-log`.
+    shared: Option<Arc<SharedLog>>,
+    /// The file this worker writes to: the shared one as of its last
+    /// [`AccessLog::switch_to_current`]. `None` until then, and with
+    /// `--no-log`: lines are not even formatted.
+    sink: Option<Arc<LogFile>>,
+    /// The sink's flush delay, copied here so recording a line reads only
+    /// this worker's own memory.
+    flush_delay: Duration,
     /// Formatted lines not yet written.
     lines: Vec<u8>,
     /// When the buffer must be written at the latest.
@@ -59,20 +183,44 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// A log writing to `sink` (a descriptor of this worker's own, opened with
-    /// `O_APPEND`), or discarding everything with `None`. `error_reported` is
-    /// shared by all workers so that a failing log is reported once.
-    pub fn new(sink: Option<File>, error_reported: Arc<AtomicBool>) -> AccessLog {
+    /// A worker's log writing to `shared`'s current file once
+    /// [`AccessLog::switch_to_current`] is called, or discarding everything
+    /// with `None`. `error_reported` is shared by all workers so that a
+    /// failing log is reported once.
+    pub fn new(shared: Option<Arc<SharedLog>>, error_reported: Arc<AtomicBool>) -> AccessLog {
         AccessLog {
-            lines: Vec::with_capacity(if sink.is_some() {
+            lines: Vec::with_capacity(if shared.is_some() {
                 LOG_BUFFER_FLUSH_BYTES
             } else {
                 0
             }),
-            sink,
+            shared,
+            sink: None,
+            flush_delay: LOG_FLUSH_INTERVAL,
             flush_due: None,
             error_reported,
         }
+    }
+
+    /// Starts writing to the shared log's current file if this worker does
+    /// not already, writing what it buffered to the old file first. Returns
+    /// the new file's inode, for the worker to hide from the document root.
+    /// Called at start and whenever the worker is woken (a reopen wakes it);
+    /// it takes the shared slot's lock, so never per request.
+    pub fn switch_to_current(&mut self) -> Option<Inode> {
+        let current = self.shared.as_ref()?.current();
+        if self
+            .sink
+            .as_ref()
+            .is_some_and(|sink| Arc::ptr_eq(sink, &current))
+        {
+            return None;
+        }
+        self.flush();
+        self.flush_delay = current.flush_delay;
+        let inode = current.inode;
+        self.sink = Some(current);
+        Some(inode)
     }
 
     /// Formats one line into the buffer.
@@ -91,7 +239,7 @@ impl AccessLog {
         lines.push(b' ');
         push_decimal(lines, entry.body_bytes);
         lines.push(b'\n');
-        self.flush_due.get_or_insert(now + LOG_FLUSH_INTERVAL);
+        self.flush_due.get_or_insert(now + self.flush_delay);
         if self.lines.len() >= LOG_BUFFER_FLUSH_BYTES {
             self.flush();
         }
@@ -115,8 +263,8 @@ impl AccessLog {
         if self.lines.is_empty() {
             return;
         }
-        if let Some(sink) = &mut self.sink
-            && let Err(error) = sink.write_all(&self.lines)
+        if let Some(sink) = &self.sink
+            && let Err(error) = (&sink.file).write_all(&self.lines)
             && !self.error_reported.swap(true, Ordering::Relaxed)
         {
             eprintln!("mioserve: cannot write the access log ({error}); lines are being dropped");
@@ -147,20 +295,37 @@ fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Seek};
+
+    /// A log appending to `access.log` in a new temporary directory, with
+    /// the directory (removed when dropped) and the path.
+    fn file_log() -> (tempfile::TempDir, PathBuf, Arc<SharedLog>, AccessLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let shared = SharedLog::open(&LogTarget::File(path.clone()))
+            .unwrap()
+            .map(Arc::new)
+            .unwrap();
+        let mut log = AccessLog::new(Some(Arc::clone(&shared)), Arc::default());
+        assert!(log.switch_to_current().is_some(), "the first switch");
+        assert_eq!(log.switch_to_current(), None, "already current");
+        (dir, path, shared, log)
+    }
+
+    fn entry(request_line: &[u8]) -> LogEntry<'_> {
+        LogEntry {
+            client: "127.0.0.1".parse().unwrap(),
+            time: b"[18/Apr/2023:08:32:14 +0000]",
+            request_line,
+            status: Status::Ok,
+            body_bytes: 1234,
+        }
+    }
 
     #[test]
     fn formats_common_log_format_and_escapes() {
-        let file = tempfile::tempfile().unwrap();
-        let mut log = AccessLog::new(Some(file.try_clone().unwrap()), Arc::default());
+        let (_dir, path, _shared, mut log) = file_log();
         let now = Instant::now();
-        let entry = LogEntry {
-            client: "127.0.0.1".parse().unwrap(),
-            time: b"[18/Apr/2023:08:32:14 +0000]",
-            request_line: b"GET /index.html HTTP/1.1",
-            status: Status::Ok,
-            body_bytes: 1234,
-        };
+        let entry = entry(b"GET /index.html HTTP/1.1");
         log.record(&entry, now);
         log.record(
             &LogEntry {
@@ -174,19 +339,44 @@ mod tests {
         );
         assert_eq!(log.flush_due(), Some(now + LOG_FLUSH_INTERVAL));
         log.flush_if_due(now);
-        let mut written = String::new();
-        let mut reader = file;
-        reader.rewind().unwrap();
-        reader.read_to_string(&mut written).unwrap();
-        assert_eq!(written, "");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
         log.flush_if_due(now + LOG_FLUSH_INTERVAL);
-        reader.rewind().unwrap();
-        reader.read_to_string(&mut written).unwrap();
         assert_eq!(
-            written,
+            std::fs::read_to_string(&path).unwrap(),
             "127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET /index.html HTTP/1.1\" 200 1234\n\
              ::1 - - [18/Apr/2023:08:32:14 +0000] \"GET /\\x22a\\x22\\x1B\\x0A HTTP/1.1\" 400 0\n"
         );
         assert_eq!(log.flush_due(), None);
+    }
+
+    #[test]
+    fn a_reopen_sends_buffered_lines_to_the_old_file_and_later_ones_to_the_new() {
+        let (dir, path, shared, mut log) = file_log();
+        let now = Instant::now();
+        log.record(&entry(b"GET /before HTTP/1.1"), now);
+        let rotated = dir.path().join("access.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        assert!(matches!(shared.reopen(), Some(Ok(()))));
+        let new_inode = log.switch_to_current().expect("a new file");
+        assert_eq!(
+            new_inode,
+            Inode::of(&std::fs::metadata(&path).unwrap()),
+            "the file now at the path"
+        );
+        log.record(&entry(b"GET /after HTTP/1.1"), now);
+        log.flush();
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+        assert!(read(&rotated).contains("/before") && !read(&rotated).contains("/after"));
+        assert!(read(&path).contains("/after") && !read(&path).contains("/before"));
+    }
+
+    #[test]
+    fn a_failed_reopen_keeps_the_old_file() {
+        let (dir, path, shared, mut log) = file_log();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(shared.reopen(), Some(Err(_))));
+        assert_eq!(log.switch_to_current(), None);
+        drop(dir);
     }
 }

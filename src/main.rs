@@ -71,10 +71,11 @@ struct Args {
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
 
-    /// Access log: a file (appended to), or - for standard output.
+    /// Access log: - for standard output, or a file to append to (reopened on
+    /// SIGHUP, for logrotate).
     #[arg(
         long,
-        default_value = "access.log",
+        default_value = "-",
         value_name = "PATH",
         conflicts_with = "no_log"
     )]

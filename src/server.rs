@@ -24,15 +24,21 @@
 //! `SIGUSR1` wakes the workers too, to publish their counters for the main
 //! thread to print.
 //!
+//! ## The access log on SIGHUP
+//! `SIGHUP` reopens the access log file (logrotate's `create` then
+//! `postrotate` signal): the main thread opens the path again, publishes the
+//! new file and wakes the workers, which switch to it
+//! ([`crate::log::SharedLog`] tells how no line is lost). A failed reopen is
+//! reported on stderr and the old file kept. With `--log -` or `--no-log`
+//! there is nothing to reopen and `SIGHUP` is ignored.
+//!
 //! A worker whose `epoll_wait` fails cannot go on: it prints one line at once
 //! and raises `SIGTERM`, so the shutdown above follows, [`run`] returns that
 //! worker's error and `main` exits with status 1.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -46,7 +52,7 @@ use crate::cache::FileCache;
 use crate::clock::Clock;
 use crate::config::{self, Config, LISTEN_BACKLOG, LogTarget};
 use crate::connection::{Context, Timeouts};
-use crate::log::AccessLog;
+use crate::log::{AccessLog, SharedLog};
 use crate::respond::{Site, SiteOptions};
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
@@ -95,6 +101,9 @@ pub struct Server {
     wakers: Vec<Waker>,
     shutdown: Arc<AtomicBool>,
     board: Arc<StatsBoard>,
+    /// The access log the workers write to, reopened on SIGHUP; `None` with
+    /// `--no-log`.
+    log: Option<Arc<SharedLog>>,
 }
 
 impl Server {
@@ -131,16 +140,11 @@ impl Server {
         let mut workers = Vec::with_capacity(threads);
         let mut wakers = Vec::with_capacity(threads);
         for (worker_id, listener) in listeners.into_iter().enumerate() {
-            let sink = log
-                .as_ref()
-                .map(File::try_clone)
-                .transpose()
-                .map_err(|error| StartError::new("cannot share the access log", error))?;
             let ctx = Context {
                 site: Arc::clone(&site),
                 clock: Clock::new(),
                 pool: BufferPool::default(),
-                log: AccessLog::new(sink, Arc::clone(&log_error_reported)),
+                log: AccessLog::new(log.clone(), Arc::clone(&log_error_reported)),
                 scratch: Vec::new(),
                 cache: FileCache::default(),
                 timeouts: Timeouts {
@@ -174,6 +178,7 @@ impl Server {
             wakers,
             shutdown,
             board,
+            log,
         })
     }
 
@@ -196,6 +201,20 @@ impl Server {
     /// Asks every worker to publish its counters now (they do so on their
     /// next loop iteration, within milliseconds).
     pub fn refresh_stats(&self) -> io::Result<()> {
+        self.wake_workers()
+    }
+
+    /// Opens the access log's path again (after logrotate renamed the file)
+    /// and has every worker switch to the new file; on an error the old file
+    /// is kept. `None` when the log is not a file (`--log -`, `--no-log`).
+    pub fn reopen_log(&self) -> Option<io::Result<()>> {
+        let reopened = self.log.as_ref()?.reopen()?;
+        Some(reopened.and_then(|()| self.wake_workers()))
+    }
+
+    /// Interrupts every worker's `poll`; each then looks at what the main
+    /// thread asked for (shutdown, counters, a reopened log).
+    fn wake_workers(&self) -> io::Result<()> {
         for waker in &self.wakers {
             waker.wake()?;
         }
@@ -229,25 +248,28 @@ impl Server {
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
-/// Prints the start line on stdout.
+/// Prints the start line on stderr (stdout carries only access-log lines).
 pub fn run(config: &Config) -> Result<(), StartError> {
     // Handle the signals before anyone can learn our port and send one.
-    let mut signals =
-        signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM, libc::SIGUSR1])
-            .map_err(|error| StartError::new("cannot install signal handlers", error))?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGHUP,
+    ])
+    .map_err(|error| StartError::new("cannot install signal handlers", error))?;
     let server = Server::start(config)?;
-    let mut stdout = io::stdout().lock();
-    let _ = writeln!(
-        stdout,
-        "mioserve: serving {} on http://{} ({} worker{})",
-        config.root.display(),
-        server.local_addr(),
-        server.workers(),
-        if server.workers() == 1 { "" } else { "s" }
-    );
-    let _ = stdout.flush();
-    drop(stdout);
+    let _ = io::stderr().write_all(start_line(config, &server).as_bytes());
     for signal in signals.forever() {
+        if signal == libc::SIGHUP {
+            if let (Some(Err(error)), LogTarget::File(path)) = (server.reopen_log(), &config.log) {
+                eprintln!(
+                    "mioserve: cannot reopen access log '{}': {error}; keeping the old file",
+                    path.display()
+                );
+            }
+            continue;
+        }
         if signal != libc::SIGUSR1 {
             break;
         }
@@ -262,6 +284,23 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let report = format!("mioserve: final counters\n{table}");
     let _ = io::stderr().write_all(report.as_bytes());
     result.map_err(|error| StartError::new("a worker failed", error))
+}
+
+/// `mioserve: serving ROOT on http://ADDR (N workers); access log: WHERE`,
+/// with its newline.
+fn start_line(config: &Config, server: &Server) -> String {
+    let log = match &config.log {
+        LogTarget::File(path) => format!("access log: {}", path.display()),
+        LogTarget::Stdout => "access log: stdout".to_owned(),
+        LogTarget::Off => "no access log".to_owned(),
+    };
+    format!(
+        "mioserve: serving {} on http://{} ({} worker{}); {log}\n",
+        config.root.display(),
+        server.local_addr(),
+        server.workers(),
+        if server.workers() == 1 { "" } else { "s" }
+    )
 }
 
 /// Binds `count` listening sockets to `addr` as one `SO_REUSEPORT` group.
@@ -310,28 +349,16 @@ fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
-/// Opens the access log: one descriptor, duplicated for each worker. Every
-/// duplicate shares the open file description, `O_APPEND` included.
-fn open_log(target: &LogTarget) -> Result<Option<File>, StartError> {
-    match target {
-        LogTarget::Off => Ok(None),
-        LogTarget::Stdout => io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(|fd| Some(File::from(fd)))
-            .map_err(|error| StartError::new("cannot use stdout for the access log", error)),
-        LogTarget::File(path) => OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map(Some)
-            .map_err(|error| {
-                StartError::new(
-                    format!("cannot open access log '{}'", path.display()),
-                    error,
-                )
-            }),
-    }
+/// Opens the access log: one file, which every worker writes to.
+fn open_log(target: &LogTarget) -> Result<Option<Arc<SharedLog>>, StartError> {
+    let opened = SharedLog::open(target).map_err(|error| match target {
+        LogTarget::File(path) => StartError::new(
+            format!("cannot open access log '{}'", path.display()),
+            error,
+        ),
+        _ => StartError::new("cannot use stdout for the access log", error),
+    })?;
+    Ok(opened.map(Arc::new))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //!     close or answer connections whose deadline passed
 //!     accept new connections until WouldBlock or the connection cap
 //!     if asked to shut down: stop accepting, close idle connections
+//!     if woken: switch to a reopened access log
 //!     write the access-log buffer and publish the counters if a second has passed
 //! }
 //! ```
@@ -159,7 +160,7 @@ impl Worker {
                 Interest::READABLE,
             )?;
         }
-        let worker = Worker {
+        let mut worker = Worker {
             poll,
             listener: Some(listener),
             id,
@@ -174,6 +175,7 @@ impl Worker {
             board,
             published: (WorkerStats::default(), Instant::now()),
         };
+        worker.follow_log();
         Ok((worker, waker))
     }
 
@@ -237,7 +239,8 @@ impl Worker {
                         self.accept = AcceptState::Pending;
                     }
                     LISTENER => {}
-                    // Shutdown or a request for the counters (SIGUSR1).
+                    // Shutdown, a request for the counters (SIGUSR1) or a
+                    // reopened access log (SIGHUP).
                     WAKER => woken = true,
                     FILE_CHANGES => {} // handled above
                     Token(key) => self.on_connection_event(key, event),
@@ -249,6 +252,9 @@ impl Worker {
             self.accept_connections();
             if self.shutdown.load(Ordering::Relaxed) && self.drain_deadline.is_none() {
                 self.begin_shutdown();
+            }
+            if woken {
+                self.follow_log();
             }
             let now = self.ctx.clock.now();
             self.ctx.log.flush_if_due(now);
@@ -435,6 +441,15 @@ impl Worker {
             AcceptState::AtCapacity | AcceptState::BackingOff(_)
         ) {
             self.accept = AcceptState::Pending;
+        }
+    }
+
+    /// Writes to the access log's current file (after a reopen, the lines
+    /// buffered so far go to the old one first), and keeps the cache from
+    /// ever serving that file.
+    fn follow_log(&mut self) {
+        if let Some(log_file) = self.ctx.log.switch_to_current() {
+            self.ctx.cache.hide(log_file);
         }
     }
 

@@ -1,4 +1,5 @@
-//! The process around the server: the start line, defaults, worker count, IPv6, startup
+//! The process around the server: the start line (on stderr, naming where the access log
+//! goes), defaults, worker count, IPv6, startup
 //! errors, `--help`/`--version`, and graceful shutdown on SIGTERM/SIGINT (stop accepting,
 //! finish in-flight responses, exit 0).
 
@@ -13,17 +14,32 @@ use std::time::{Duration, Instant};
 use support::*;
 
 #[test]
-fn start_line_names_root_address_and_workers() {
+fn start_line_names_root_address_workers_and_log() {
     let fixture = Fixture::new();
     let server = TestServer::start(fixture.root(), &["--threads", "2"]);
     assert_eq!(
         server.start_line,
         format!(
-            "mioserve: serving {} on http://127.0.0.1:{} (2 workers)",
+            "mioserve: serving {} on http://127.0.0.1:{} (2 workers); access log: {}",
             fixture.root().display(),
-            server.addr().port()
+            server.addr().port(),
+            server.log_path.as_ref().unwrap().display()
         )
     );
+    for (flags, log) in [
+        (&["--log", "-"][..], "access log: stdout"),
+        (&["--no-log"][..], "no access log"),
+    ] {
+        let server = TestServer::start(fixture.root(), &[&["--threads", "1"], flags].concat());
+        assert_eq!(
+            server.start_line,
+            format!(
+                "mioserve: serving {} on http://127.0.0.1:{} (1 worker); {log}",
+                fixture.root().display(),
+                server.addr().port()
+            )
+        );
+    }
 }
 
 #[test]
@@ -31,13 +47,13 @@ fn one_and_two_workers_serve_concurrent_clients() {
     for threads in ["1", "2"] {
         let fixture = Fixture::new();
         let server = TestServer::start(fixture.root(), &["--threads", threads]);
-        let suffix = if threads == "1" {
-            " (1 worker)"
+        let workers = if threads == "1" {
+            " (1 worker); "
         } else {
-            " (2 workers)"
+            " (2 workers); "
         };
         assert!(
-            server.start_line.ends_with(suffix),
+            server.start_line.contains(workers),
             "{:?}",
             server.start_line
         );
@@ -159,7 +175,7 @@ fn short_flags_and_a_host_name_for_bind() {
     let server = TestServer::spawn(workdir, args.iter().map(Into::into).collect());
     assert!(server.addr().ip().is_loopback(), "{}", server.start_line);
     assert!(
-        server.start_line.ends_with("(1 worker)"),
+        server.start_line.contains(" (1 worker); "),
         "{}",
         server.start_line
     );
@@ -206,9 +222,9 @@ fn bad_flags_fail() {
         assert!(!out.status.success(), "{args:?} exited {:?}", out.status);
         assert!(!out.stderr.trim().is_empty(), "{args:?}: no error message");
         assert!(
-            !out.stdout.contains("serving"),
+            !out.stderr.contains("mioserve: serving"),
             "{args:?} started: {:?}",
-            out.stdout
+            out.stderr
         );
     }
 }

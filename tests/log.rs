@@ -1,5 +1,7 @@
 //! The access log: one Common Log Format line per request, exact field values, flushing
-//! while running and on SIGTERM, `--log -`, `--no-log`, and the default `access.log`.
+//! while running and on SIGTERM, standard output by default (banner on stderr, lines
+//! written at once to a pipe), `--log PATH`, `--no-log`, and the log never served from the
+//! root, whatever leads to it. Reopening on SIGHUP is in tests/log_rotation.rs.
 
 mod support;
 
@@ -326,26 +328,94 @@ fn no_log_creates_no_file() {
 }
 
 #[test]
-fn default_log_is_access_log_in_the_working_directory() {
+fn by_default_lines_go_to_stdout_and_the_banner_to_stderr() {
     let fixture = Fixture::new();
+    let root_before = listing(fixture.root());
     let workdir = tempfile::tempdir().unwrap();
-    let log = workdir.path().join("access.log");
     let mut server = TestServer::spawn(
         workdir,
         vec![fixture.root().into(), "--port".into(), "0".into()],
     );
+    assert!(
+        server.start_line.ends_with("; access log: stdout"),
+        "{:?}",
+        server.start_line
+    );
     assert_hello(&server.connect().get("/hello.txt"));
-    assert!(server.stop().success());
-    let text = fs::read_to_string(&log).expect("access.log in the working directory");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "{text:?}");
+    let line = server
+        .stdout_line(Duration::from_secs(3))
+        .expect("an access-log line on stdout");
     assert_eq!(
-        parse_clf(lines[0]).without_time(),
+        parse_clf(&line).without_time(),
         format!(
             "127.0.0.1 \"GET /hello.txt HTTP/1.1\" 200 {}",
             content("hello.txt").len()
         )
     );
+    assert!(server.stop().success());
+    // Nothing else on stdout (the counters went to stderr), and no file anywhere.
+    assert_eq!(server.stdout_line(Duration::from_millis(200)), None);
+    assert!(server.stderr().contains("mioserve: final counters"));
+    assert_eq!(listing(server.workdir()), Vec::<String>::new());
+    assert_eq!(listing(fixture.root()), root_before);
+}
+
+#[test]
+fn lines_reach_a_pipe_at_once() {
+    // The file case batches writes once a second; a pipe (someone watching) gets each
+    // line at the end of the loop iteration that answered the request.
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.root(), &["--log", "-", "--threads", "1"]);
+    let mut c = server.connect();
+    let mut delays = Vec::new();
+    for i in 0..5 {
+        assert_hello(&c.get(&format!("/hello.txt?{i}")));
+        let answered = Instant::now();
+        let line = server
+            .stdout_line(Duration::from_secs(3))
+            .expect("an access-log line on stdout");
+        delays.push(answered.elapsed());
+        assert!(line.contains(&format!("GET /hello.txt?{i} ")), "{line:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    delays.sort();
+    assert!(
+        delays[delays.len() / 2] < Duration::from_millis(50),
+        "median delay of a line: {delays:?}"
+    );
+}
+
+#[test]
+fn the_log_is_never_served_whatever_leads_to_it() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let log = root.join("access.log");
+    let mut server = TestServer::start(root, &["--log", log.to_str().unwrap()]);
+    assert_hello(&server.connect().get("/hello.txt"));
+    assert!(wait_until(LOG_FLUSH_TIMEOUT, || !server
+        .log_lines()
+        .is_empty()));
+    fs::hard_link(&log, root.join("hard.log")).unwrap();
+    std::os::unix::fs::symlink("access.log", root.join("soft.log")).unwrap();
+    fs::create_dir(root.join("logs")).unwrap();
+    std::os::unix::fs::symlink("../access.log", root.join("logs/index.html")).unwrap();
+    let mut c = server.connect();
+    for path in [
+        "/access.log",
+        "/hard.log",
+        "/soft.log",
+        "/logs/",
+        "/access.log?x",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let r = c.roundtrip(&format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(r.status, 404, "{method} {path}: {r:?}");
+        }
+    }
+    // A copy is not the log: only the file itself is hidden.
+    fs::copy(&log, root.join("copy.log")).unwrap();
+    assert_eq!(c.get("/copy.log").status, 200);
+    assert!(server.stop().success());
 }
 
 #[test]

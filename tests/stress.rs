@@ -92,7 +92,7 @@ fn unwritable_log_is_reported_once_and_serving_goes_on() {
     let stderr = server.stderr();
     let reports: Vec<&str> = stderr
         .lines()
-        .filter(|line| line.contains("access log"))
+        .filter(|line| line.contains("cannot write the access log"))
         .collect();
     assert_eq!(
         reports.len(),

@@ -141,10 +141,11 @@ def start_mioserve(threads: int, root: Path, tmp: Path, extra_args: list[str] | 
     ]  # fmt: skip
     proc, stdout, stderr = spawn(name, command, tmp)
     server = Server(name, 0, proc, [stdout, stderr], access_log)
-    # e.g. "mioserve: serving /tmp/x on http://127.0.0.1:8888 (2 workers)"
+    # On stderr (stdout carries only access-log lines), e.g.
+    # "mioserve: serving /tmp/x on http://127.0.0.1:8888 (2 workers); access log: /tmp/y"
     ready = re.compile(r"on http://[^\s:]+:(?P<port>\d+)")
-    wait_until_listening(server, (stdout, ready))
-    line = stdout.read_text(errors="replace").strip().splitlines()
+    wait_until_listening(server, (stderr, ready))
+    line = stderr.read_text(errors="replace").strip().splitlines()
     log(f"  {line[0] if line else '(no start-up line)'}")
     return server
 

@@ -1,7 +1,7 @@
 //! The server under test: the real `mioserve` binary as a child process.
 //!
 //! [`TestServer`] starts it on an ephemeral port (`--port 0`), learns the address from its
-//! start line, stops it with a real SIGTERM and kills it on drop, so a failing test never
+//! start line (the first line on stderr; stdout carries only access-log lines), stops it with a real SIGTERM and kills it on drop, so a failing test never
 //! leaks a server. [`run_to_exit`] is for runs that must end on their own (startup errors,
 //! `--help`). The child's stdout and stderr are drained by background threads, because a
 //! pipe nobody reads fills up and would block the server.
@@ -39,9 +39,9 @@ pub struct TestServer {
     pub start_line: String,
     /// Access log the server writes, when the test knows where that is.
     pub log_path: Option<PathBuf>,
-    /// Lines printed on stdout after the start line (the access log under `--log -`).
+    /// Lines printed on stdout: the access log under `--log -`.
     stdout: Receiver<String>,
-    /// Everything printed on stderr so far, for failure messages.
+    /// Everything printed on stderr so far (the start line first), for failure messages.
     stderr: Arc<Mutex<String>>,
     /// Working directory of the child; holds the default access log. Kept so it outlives the
     /// child.
@@ -105,9 +105,10 @@ impl TestServer {
             .spawn()
             .expect("spawn mioserve");
         let stdout = line_channel(child.stdout.take().expect("piped stdout"));
-        let stderr = collect_in_background(child.stderr.take().expect("piped stderr"));
+        let (first_stderr_line, stderr) =
+            collect_lines_in_background(child.stderr.take().expect("piped stderr"));
 
-        let start_line = match stdout.recv_timeout(START_TIMEOUT) {
+        let start_line = match first_stderr_line.recv_timeout(START_TIMEOUT) {
             Ok(line) => line,
             Err(e) => {
                 let _ = child.kill();
@@ -118,7 +119,7 @@ impl TestServer {
                     "mioserve {args:?} printed no start line ({}); exit: {status:?}; stderr: {:?}",
                     match e {
                         RecvTimeoutError::Timeout => "timed out",
-                        RecvTimeoutError::Disconnected => "stdout closed",
+                        RecvTimeoutError::Disconnected => "stderr closed",
                     },
                     stderr.lock().unwrap()
                 );
@@ -204,8 +205,8 @@ impl TestServer {
         self.exited
     }
 
-    /// The next line the server printed on stdout after its start line, waiting at most
-    /// `limit`. `None` on timeout or once stdout is closed.
+    /// The next line the server printed on stdout (an access-log line under `--log -`),
+    /// waiting at most `limit`. `None` on timeout or once stdout is closed.
     pub fn stdout_line(&self, limit: Duration) -> Option<String> {
         self.stdout.recv_timeout(limit).ok()
     }
@@ -264,7 +265,8 @@ pub(super) fn server_args(
 }
 
 /// Checks the start line's exact shape,
-/// `mioserve: serving <root> on http://<ip>:<port> (<n> workers)`, and returns the address.
+/// `mioserve: serving <root> on http://<ip>:<port> (<n> workers); access log: <where>` (or
+/// `; no access log`), and returns the address.
 pub fn parse_start_line(line: &str) -> SocketAddr {
     let rest = line
         .strip_prefix("mioserve: serving ")
@@ -272,13 +274,23 @@ pub fn parse_start_line(line: &str) -> SocketAddr {
     let (_root, rest) = rest
         .rsplit_once(" on http://")
         .unwrap_or_else(|| panic!("start line {line:?} has no ` on http://`"));
+    let (rest, log) = rest
+        .rsplit_once("); ")
+        .unwrap_or_else(|| panic!("start line {line:?} has no `); ` before the log"));
+    assert!(
+        log == "no access log"
+            || log
+                .strip_prefix("access log: ")
+                .is_some_and(|place| !place.is_empty()),
+        "start line {line:?} does not end with `; access log: <where>` or `; no access log`"
+    );
     let (authority, workers) = rest
         .split_once(" (")
         .unwrap_or_else(|| panic!("start line {line:?} has no ` (<n> workers)`"));
     // `(1 worker)` is accepted as the grammatical form of `(<n> workers)`.
     let n: u32 = workers
-        .strip_suffix(" workers)")
-        .or_else(|| workers.strip_suffix(" worker)").filter(|n| *n == "1"))
+        .strip_suffix(" workers")
+        .or_else(|| workers.strip_suffix(" worker").filter(|n| *n == "1"))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("start line {line:?} does not end with ` (<n> workers)`"));
     assert!(n > 0, "worker count in {line:?}");
@@ -354,6 +366,35 @@ fn line_channel(pipe: impl Read + Send + 'static) -> Receiver<String> {
         }
     });
     rx
+}
+
+/// Appends every line read from `pipe` to a shared string, from a background thread, and
+/// sends the first one (without its newline) on the returned channel.
+fn collect_lines_in_background(
+    pipe: impl Read + Send + 'static,
+) -> (Receiver<String>, Arc<Mutex<String>>) {
+    let (tx, rx) = mpsc::channel();
+    let mut first_line = Some(tx);
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&line);
+                    sink.lock().unwrap().push_str(&line);
+                    if let Some(tx) = first_line.take() {
+                        let _ = tx.send(line.trim_end_matches('\n').to_owned());
+                    }
+                }
+            }
+        }
+    });
+    (rx, text)
 }
 
 /// Appends everything read from `pipe` to a shared string, from a background thread.
