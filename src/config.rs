@@ -58,9 +58,16 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// read it ("lingering close", as nginx calls it).
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a shutdown (SIGINT, SIGTERM) waits for responses in flight before
-/// closing the connections that still have one.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown (SIGINT, SIGTERM), once it has stopped accepting,
+/// waits for responses in flight before closing the connections that still
+/// have one (`--shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a shutdown keeps accepting and serving (with the health check
+/// failing and every response closing its connection) before it stops
+/// accepting (`--drain-delay`): none by default, so Ctrl-C stays quick. Set it
+/// to a few health-check intervals behind a load balancer.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 
 /// How often each worker writes its buffered access-log lines to the log file.
 pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -123,6 +130,12 @@ pub struct Config {
     pub trace: TraceLevel,
     /// Where the live counters are served as JSON (`--stats-path`), if at all.
     pub stats_path: Option<String>,
+    /// Where the health check is answered (`--health-path`), if at all.
+    pub health_path: Option<String>,
+    /// See [`DEFAULT_DRAIN_DELAY`].
+    pub drain_delay: Duration,
+    /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -140,6 +153,9 @@ impl Config {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             trace: TraceLevel::Off,
             stats_path: None,
+            health_path: None,
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }

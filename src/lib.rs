@@ -17,6 +17,9 @@
 //! 6. [`log`] buffers the access-log line; the worker writes its buffer once
 //!    a second.
 //!
+//! Stopping: [`drain`] (SIGTERM → draining, still accepting → stopping,
+//! responses in flight finish → stopped).
+//!
 //! Seeing it work: [`trace`] (`--trace`, the loop's steps, live) and
 //! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).
 //!
@@ -38,6 +41,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod drain;
 pub mod files;
 pub mod http;
 pub mod log;
@@ -53,4 +57,4 @@ pub mod trace;
 pub mod worker;
 
 pub use config::{Config, LogTarget};
-pub use server::{Server, StartError, run};
+pub use server::{Server, StartError, Stopped, run};
