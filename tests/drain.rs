@@ -91,7 +91,9 @@ fn health_turns_503_on_sigterm_while_accepting_for_the_drain_delay() {
     server.signal("TERM");
     let signalled = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(1), || server.stderr().contains("draining")),
+        wait_until(Duration::from_secs(1), || server
+            .stderr()
+            .contains("draining")),
         "{}",
         server.stderr()
     );
@@ -106,7 +108,11 @@ fn health_turns_503_on_sigterm_while_accepting_for_the_drain_delay() {
     // and every response closes its connection, old connections included.
     let mut during = server.connect();
     let r = during.get("/healthz");
-    assert_eq!((r.status, r.body_text().as_str()), (503, "draining\n"), "{r:?}");
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (503, "draining\n"),
+        "{r:?}"
+    );
     assert_closes(&r);
     let r = server.connect().get("/hello.txt");
     assert_eq!(r.status, 200);
@@ -114,7 +120,10 @@ fn health_turns_503_on_sigterm_while_accepting_for_the_drain_delay() {
     let r = before.get("/hello.txt");
     assert_eq!(r.status, 200);
     assert_closes(&r);
-    assert!(signalled.elapsed() < Duration::from_secs(2), "too slow to tell");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "too slow to tell"
+    );
 
     // After the delay: refused, then a clean exit.
     let status = server.wait_exit(EXIT_TIMEOUT);
@@ -131,7 +140,10 @@ fn health_turns_503_on_sigterm_while_accepting_for_the_drain_delay() {
         "{lines:?}"
     );
     assert_eq!(
-        lines.iter().filter(|line| line.contains("/hello.txt")).count(),
+        lines
+            .iter()
+            .filter(|line| line.contains("/hello.txt"))
+            .count(),
         3,
         "{lines:?}"
     );
@@ -176,9 +188,9 @@ fn a_second_ctrl_c_stops_at_once_and_keeps_the_log() {
     }
     server.signal("INT");
     assert!(
-        wait_until(Duration::from_secs(1), || server
-            .stderr()
-            .contains("mioserve: draining 1 connection: accepting for 30 s more")),
+        wait_until(Duration::from_secs(1), || server.stderr().contains(
+            "mioserve: draining 1 connection: accepting for 30 s more"
+        )),
         "{}",
         server.stderr()
     );
@@ -205,13 +217,17 @@ fn a_request_sent_as_the_server_stops_is_answered_or_cleanly_refused_never_reset
         let mut server = TestServer::start(fixture.root(), &["--threads", "1"]);
         let start = Arc::new(Barrier::new(CLIENTS + 1));
         let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| {
+            .map(|i| {
                 let mut c = server.connect();
                 assert_hello(&c.get("/hello.txt"));
                 let start = Arc::clone(&start);
                 thread::spawn(move || {
                     let mut stream = c.stream().try_clone().unwrap();
                     start.wait();
+                    // Spread the requests over the ~10 ms in which the signal arrives
+                    // (`kill` is a process of its own), so some land while the worker is
+                    // busy stopping.
+                    thread::sleep(Duration::from_micros(150) * i as u32);
                     let sent = stream.write_all(get("/hello.txt").as_bytes());
                     let mut received = Vec::new();
                     let read = stream.read_to_end(&mut received);
@@ -223,8 +239,8 @@ fn a_request_sent_as_the_server_stops_is_answered_or_cleanly_refused_never_reset
                 })
             })
             .collect();
-        server.signal("TERM");
         start.wait();
+        server.signal("TERM");
         for client in clients {
             let (reset, got_response) = client.join().unwrap();
             resets += usize::from(reset);
@@ -232,5 +248,10 @@ fn a_request_sent_as_the_server_stops_is_answered_or_cleanly_refused_never_reset
         }
         assert!(server.wait_exit(EXIT_TIMEOUT).success());
     }
-    assert_eq!(resets, 0, "resets out of {} requests ({answered} answered)", 5 * CLIENTS);
+    assert_eq!(
+        resets,
+        0,
+        "resets out of {} requests ({answered} answered)",
+        5 * CLIENTS
+    );
 }
