@@ -10,9 +10,9 @@
 //! ([`FileCache::serve`]); this module makes the HTTP decisions around them.
 //!
 //! Besides files, the server answers a few requests about itself, ahead of
-//! the document root: `OPTIONS` for any target ([`answer_options`]), and the
+//! the document root: `OPTIONS` for any target (`answer_options`), and the
 //! opt-in paths of [`OwnPaths`], the health check and the live counters,
-//! which are written by one function ([`answer_own`]) and kept out of the
+//! which are written by one function (`answer_own`) and kept out of the
 //! access log ([`Record`]).
 
 use std::fs::File;
