@@ -98,8 +98,8 @@ impl StatsBoard {
         let rows = self.snapshot();
         let mut total = WorkerStats::default();
         let mut table = String::from(
-            "worker  accepted  open (idle/reading/writing/sending/lingering)  requests  health checks    bytes sent     \
-             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses\n",
+            "worker  accepted  open (idle/reading/writing/sending/lingering)  requests    bytes sent     \
+             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  health checks\n",
         );
         let row = |table: &mut String, name: &str, s: &WorkerStats| {
             let open = format!(
@@ -113,13 +113,17 @@ impl StatsBoard {
             );
             let _ = write!(
                 table,
-                "{name:>6} {:>9}  {open:<45} {:>9} {:>14} {:>13} ",
-                s.accepted, s.requests, s.health_checks, s.bytes_sent
+                "{name:>6} {:>9}  {open:<45} {:>9} {:>13} ",
+                s.accepted, s.requests, s.bytes_sent
             );
             for n in s.responses {
                 let _ = write!(table, "{n:>7} ");
             }
-            let _ = writeln!(table, "{:>9} {:>14}", s.timeouts, s.accept_pauses);
+            let _ = writeln!(
+                table,
+                "{:>9} {:>14} {:>14}",
+                s.timeouts, s.accept_pauses, s.health_checks
+            );
         };
         for (worker, stats) in rows.iter().enumerate() {
             row(&mut table, &worker.to_string(), stats);
