@@ -59,9 +59,16 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// read it ("lingering close", as nginx calls it).
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a shutdown (SIGINT, SIGTERM) waits for responses in flight before
-/// closing the connections that still have one.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown (SIGINT, SIGTERM), once it has stopped accepting,
+/// waits for responses in flight before closing the connections that still
+/// have one (`--shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a shutdown keeps accepting and serving (with the health check
+/// failing and every response closing its connection) before it stops
+/// accepting (`--drain-delay`): none by default, so Ctrl-C stays quick. Set it
+/// to a few health-check intervals behind a load balancer.
+pub const DEFAULT_DRAIN_DELAY: Duration = Duration::ZERO;
 
 /// How long a worker holds an access-log line before writing its buffer to a
 /// log that is a regular file: at most one write a second per busy worker.
@@ -174,6 +181,12 @@ pub struct Config {
     pub stats_path: Option<String>,
     /// Where symlinks under the root may lead (`--follow-symlinks`).
     pub symlinks: SymlinkPolicy,
+    /// Where the health check is answered (`--health-path`), if at all.
+    pub health_path: Option<String>,
+    /// See [`DEFAULT_DRAIN_DELAY`].
+    pub drain_delay: Duration,
+    /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -192,6 +205,9 @@ impl Config {
             trace: TraceLevel::Off,
             stats_path: None,
             symlinks: SymlinkPolicy::Beneath,
+            health_path: None,
+            drain_delay: DEFAULT_DRAIN_DELAY,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }

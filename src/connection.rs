@@ -83,7 +83,7 @@ use crate::config::LINGER_TIMEOUT;
 use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
-use crate::respond::{self, Answer, Env, FileSend, Site, StatusPage};
+use crate::respond::{self, Answer, Env, FileSend, Record, Site, StatusPage};
 use crate::stats::WorkerStats;
 use crate::sys;
 use crate::timer::TimerSlot;
@@ -128,8 +128,8 @@ pub struct Context {
     pub cache: FileCache,
     /// The timeouts of each state.
     pub timeouts: Timeouts,
-    /// Set when the server is shutting down: responses close their
-    /// connections, idle connections are closed.
+    /// Set when the server starts draining (see [`crate::drain`]): every
+    /// response closes its connection and the health check fails.
     pub draining: bool,
     /// `--trace`: prints the steps of the loop, if asked.
     pub tracer: Tracer,
@@ -189,8 +189,8 @@ struct Exchange {
     head_len: usize,
     /// Body bytes sent so far.
     body_bytes: u64,
-    /// Kept out of the access log and the counters (the stats page).
-    quiet: bool,
+    /// Whether it gets a log line, a count, or neither.
+    record: Record,
 }
 
 /// The names of the connection states, in the order of their variants (the
@@ -401,14 +401,40 @@ impl Connection {
         }
     }
 
-    /// Called once when the server starts shutting down: connections with
-    /// nothing in flight close now; the others finish their response (which
-    /// will say `Connection: close`).
-    pub fn on_shutdown(&mut self) -> Outcome {
+    /// Called once when the server stops accepting. A connection in the
+    /// middle of an exchange finishes it (its response says `Connection:
+    /// close`). An idle one may have a request on the wire: a plain close
+    /// would answer that request with a reset. So first answer whatever has
+    /// arrived already (a read that finds nothing costs one `EAGAIN`); if
+    /// nothing has, send our FIN (the orderly end of a keep-alive connection,
+    /// after which clients retry elsewhere) and linger: read and discard
+    /// until the client closes too, or [`LINGER_TIMEOUT`].
+    pub fn on_stop(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
+        if !self.is_between_requests() {
+            return Outcome::Open;
+        }
+        // An edge for bytes that just arrived may still be queued in epoll;
+        // the read tells for sure.
+        self.readiness.readable = true;
+        match self.drive(registry, ctx) {
+            Outcome::Close => return Outcome::Close,
+            // A request had arrived: it is being answered, then the
+            // connection closes like any other while draining.
+            Outcome::Open if !self.is_between_requests() => return Outcome::Open,
+            Outcome::Open => {}
+        }
+        let _ = self.socket.shutdown(Shutdown::Write);
+        self.enter(self.state.name(), State::Lingering, ctx);
+        Outcome::Open
+    }
+
+    /// Whether the connection holds no part of a request: idle, or woken
+    /// for a request whose first byte has not come.
+    fn is_between_requests(&self) -> bool {
         match &self.state {
-            State::Idle | State::Lingering => Outcome::Close,
-            State::ReadingRequest(input) if input.is_empty() => Outcome::Close,
-            _ => Outcome::Open,
+            State::Idle => true,
+            State::ReadingRequest(input) => input.is_empty(),
+            _ => false,
         }
     }
 
@@ -675,7 +701,7 @@ impl Connection {
             unread_input,
             head_len: answer.head_len,
             body_bytes: 0,
-            quiet: answer.quiet,
+            record: answer.record,
         };
         (exchange, answer.file_body)
     }
@@ -844,10 +870,14 @@ impl Connection {
 
 /// Records the access-log line of an exchange, and counts it.
 fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mut Context) {
-    if exchange.quiet {
-        return;
+    match exchange.record {
+        Record::Logged => ctx.stats.count_response(exchange.status),
+        Record::HealthCheck => {
+            ctx.stats.health_checks += 1;
+            return;
+        }
+        Record::Unrecorded => return,
     }
-    ctx.stats.count_response(exchange.status);
     let now = ctx.clock.now();
     ctx.log.record(
         &LogEntry {

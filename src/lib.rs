@@ -20,6 +20,9 @@
 //!    once to a terminal or pipe, once a second to a file, and follows the
 //!    file when `SIGHUP` reopens it.
 //!
+//! Stopping: [`drain`] (SIGTERM → draining, still accepting → stopping,
+//! responses in flight finish → stopped).
+//!
 //! Seeing it work: [`trace`] (`--trace`, the loop's steps, live) and
 //! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).
 //!
@@ -41,6 +44,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod drain;
 pub mod files;
 pub mod http;
 pub mod log;
@@ -57,4 +61,4 @@ pub mod trace;
 pub mod worker;
 
 pub use config::{Config, LogTarget};
-pub use server::{Server, StartError, run};
+pub use server::{Server, StartError, Stopped, run};

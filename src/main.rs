@@ -19,12 +19,13 @@ use mioserve::trace::TraceLevel;
 /// The root served when none is given.
 const DEFAULT_ROOT: &str = "htdocs";
 
-/// A stats path is an absolute URL path without query or fragment.
-fn parse_stats_path(path: &str) -> Result<String, String> {
+/// A path the server answers itself (`--stats-path`, `--health-path`) is an
+/// absolute URL path without query or fragment.
+fn parse_own_path(path: &str) -> Result<String, String> {
     if path.starts_with('/') && !path.contains(['?', '#', ' ']) {
         Ok(path.to_owned())
     } else {
-        Err("must be an absolute path like /_stats".to_owned())
+        Err("must be an absolute path like /_stats or /healthz".to_owned())
     }
 }
 
@@ -109,7 +110,7 @@ struct Args {
 
     /// Serve the live counters as JSON at this path (e.g. /_stats); kept out
     /// of the access log.
-    #[arg(long, value_name = "PATH", value_parser = parse_stats_path)]
+    #[arg(long, value_name = "PATH", value_parser = parse_own_path)]
     stats_path: Option<String>,
 
     /// Follow symlinks that lead out of the root (never to dot files or
@@ -117,6 +118,22 @@ struct Args {
     /// publish any file the server may read.
     #[arg(long)]
     follow_symlinks: bool,
+
+    /// Answer health checks at this path (e.g. /healthz): 200 while serving,
+    /// 503 once draining; counted, kept out of the access log.
+    #[arg(long, value_name = "PATH", value_parser = parse_own_path)]
+    health_path: Option<String>,
+
+    /// Seconds to keep accepting after SIGTERM or Ctrl-C, with the health
+    /// check failing and every response closing its connection, so a load
+    /// balancer can notice before connections are refused.
+    #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_DRAIN_DELAY.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
+    drain_delay: u64,
+
+    /// Seconds responses in flight may take once accepting has stopped;
+    /// then whatever is still open is closed.
+    #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
+    shutdown_timeout: u64,
 }
 
 impl Args {
@@ -141,6 +158,9 @@ impl Args {
         if self.follow_symlinks {
             config.symlinks = SymlinkPolicy::Anywhere;
         }
+        config.health_path = self.health_path;
+        config.drain_delay = Duration::from_secs(self.drain_delay);
+        config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
         config
     }
 }
@@ -180,7 +200,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match mioserve::run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(stopped) => ExitCode::from(stopped.exit_status()),
         Err(error) => {
             eprintln!("mioserve: {error}");
             ExitCode::FAILURE

@@ -3,11 +3,17 @@
 //! Given a parsed request (or the reason it could not be parsed), this module
 //! picks the status, writes the response head into the connection's output
 //! buffer, and says what follows the head: nothing, a body already appended
-//! after the head (a status page, the stats, or a file from the worker's
-//! [`FileCache`]), or a file to send with `sendfile`.
+//! after the head (a status page, one of the server's own answers, or a file
+//! from the worker's [`FileCache`]), or a file to send with `sendfile`.
 //! It never touches the socket: the connection's state machine does the I/O.
 //! Where a file's bytes come from is the cache's business
 //! ([`FileCache::serve`]); this module makes the HTTP decisions around them.
+//!
+//! Besides files, the server answers a few requests about itself, ahead of
+//! the document root: `OPTIONS` for any target (`answer_options`), and the
+//! opt-in paths of [`OwnPaths`], the health check and the live counters,
+//! which are written by one function (`answer_own`) and kept out of the
+//! access log ([`Record`]).
 
 use std::fs::File;
 use std::io;
@@ -25,14 +31,32 @@ use crate::http::validators;
 use crate::http::{Method, Request, Span, Status};
 use crate::stats::StatsBoard;
 
-/// The methods we allow, for the `Allow` header of `405` (RFC 9110 §15.5.6).
-pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD";
+/// The methods we allow, for the `Allow` header of the `204` that answers
+/// `OPTIONS` and of `405` (RFC 9110 §9.3.7, §15.5.6).
+pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD, OPTIONS";
+
+/// The health check's body while serving: tiny, and the same every time.
+const HEALTHY_BODY: &[u8] = b"ok\n";
+
+/// The health check's body once draining (with `503`).
+const DRAINING_BODY: &[u8] = b"draining\n";
 
 /// Error pages a site may provide, by file name in the document root.
 const CUSTOM_PAGES: [(Status, &str); 2] = [
     (Status::NotFound, "404.html"),
     (Status::BadRequest, "400.html"),
 ];
+
+/// The paths the server answers itself instead of looking in the document
+/// root, each opt-in (`--health-path`, `--stats-path`). Matched against the
+/// request path exactly, before any query string.
+#[derive(Debug, Default)]
+pub struct OwnPaths {
+    /// `--health-path`: `200` while serving, `503` once draining.
+    pub health: Option<String>,
+    /// `--stats-path`: every worker's published counters as JSON.
+    pub stats: Option<(String, Arc<StatsBoard>)>,
+}
 
 /// What is being served: the document root and the bodies of status pages.
 /// Built once at start and shared, read-only, by every worker.
@@ -42,24 +66,24 @@ pub struct Site {
     pub root: DocumentRoot,
     /// One small HTML page per status, indexed by [`Status::index`].
     pages: Vec<Box<[u8]>>,
-    /// The live counters, and the path they are served at, if any.
-    stats: Option<StatsEndpoint>,
+    /// The paths answered by the server itself.
+    own: OwnPaths,
 }
 
-/// `--stats-path`: where the counters are served, and the counters.
-#[derive(Debug)]
-struct StatsEndpoint {
-    /// The exact request path (before any query string).
-    path: Box<[u8]>,
-    /// Every worker's published counters.
-    board: Arc<StatsBoard>,
+/// One of the server's own answers, found by [`Site::own_answer`].
+#[derive(Clone, Copy, Debug)]
+enum OwnAnswer<'a> {
+    /// The health check.
+    Health,
+    /// The live counters.
+    Stats(&'a StatsBoard),
 }
 
 /// What a site serves besides its files, and how it finds them.
 #[derive(Debug, Default)]
-pub struct SiteOptions<'a> {
-    /// Serve these counters as JSON at this path (`--stats-path`).
-    pub stats: Option<(&'a str, Arc<StatsBoard>)>,
+pub struct SiteOptions {
+    /// The paths the server answers itself.
+    pub own: OwnPaths,
     /// Where symlinks under the root may lead (`--follow-symlinks`).
     pub symlinks: SymlinkPolicy,
 }
@@ -73,7 +97,7 @@ impl Site {
     }
 
     /// Like [`Site::open`], with the [`SiteOptions`] the command line chose.
-    pub fn open_with(root_path: &Path, options: SiteOptions<'_>) -> io::Result<Site> {
+    pub fn open_with(root_path: &Path, options: SiteOptions) -> io::Result<Site> {
         let root = DocumentRoot::open(root_path)?.with_symlinks(options.symlinks);
         let pages = Status::ALL
             .iter()
@@ -87,15 +111,28 @@ impl Site {
                     .into_boxed_slice()
             })
             .collect();
-        let stats = options.stats.map(|(path, board)| StatsEndpoint {
-            path: path.as_bytes().into(),
-            board,
-        });
-        Ok(Site { root, pages, stats })
+        Ok(Site {
+            root,
+            pages,
+            own: options.own,
+        })
     }
 
     fn page(&self, status: Status) -> &[u8] {
         &self.pages[status.index()]
+    }
+
+    /// The server's own answer for a request path, if it has one.
+    fn own_answer(&self, path: &[u8]) -> Option<OwnAnswer<'_>> {
+        if self.own.health.as_deref().map(str::as_bytes) == Some(path) {
+            return Some(OwnAnswer::Health);
+        }
+        match &self.own.stats {
+            Some((stats_path, board)) if stats_path.as_bytes() == path => {
+                Some(OwnAnswer::Stats(board))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -131,9 +168,22 @@ pub struct Answer {
     pub head_len: usize,
     /// A file to send after the output buffer.
     pub file_body: Option<FileSend>,
-    /// Whether the exchange stays out of the access log and the counters
-    /// (the stats page itself).
-    pub quiet: bool,
+    /// How the exchange is accounted for once the response is out.
+    pub record: Record,
+}
+
+/// How an exchange is accounted for once its response is out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// An access-log line, and counted by status class: every request for a
+    /// file, and every error.
+    Logged,
+    /// A health check: counted apart, not logged. Balancers poll it every
+    /// second or faster, which would bury the requests that matter.
+    HealthCheck,
+    /// The counters page: neither logged nor counted, so that reading the
+    /// counters does not change them.
+    Unrecorded,
 }
 
 /// Per-request facts that do not come from the request.
@@ -146,6 +196,14 @@ pub struct Env<'a> {
     pub keep_alive: Option<Duration>,
     /// This event-loop iteration's time, for the file cache.
     pub now: Instant,
+}
+
+impl Env<'_> {
+    /// Whether the server is draining: it announces no keep-alive then, since
+    /// every response closes its connection.
+    fn is_draining(&self) -> bool {
+        self.keep_alive.is_none()
+    }
 }
 
 /// Answers a parsed request. `input` is the buffer the request's spans point
@@ -174,14 +232,13 @@ pub fn answer(
     };
     match request.method {
         Method::Get | Method::Head => {}
+        Method::Options => return answer_options(keep_alive, env, out),
         Method::NotAllowed => return status_page(Status::MethodNotAllowed, None, out),
         Method::Unknown => return status_page(Status::NotImplemented, None, out),
     }
     let target = request.target.of(input);
-    if let Some(stats) = &site.stats
-        && files::split_target(target).0 == &*stats.path
-    {
-        return answer_stats(&stats.board, keep_alive, is_head, env, out);
+    if let Some(own) = site.own_answer(files::split_target(target).0) {
+        return answer_own(own, keep_alive, is_head, env, out);
     }
     let form = match files::decode_path(target, scratch) {
         Ok(form) => form,
@@ -259,7 +316,7 @@ impl StatusPage<'_> {
             keep_alive,
             head_len,
             file_body: None,
-            quiet: false,
+            record: Record::Logged,
         }
     }
 }
@@ -359,37 +416,70 @@ fn answer_file(
         keep_alive,
         head_len,
         file_body,
-        quiet: false,
+        record: Record::Logged,
     }
 }
 
-/// The live counters as JSON (`--stats-path`). Never cached by clients,
-/// never logged.
-fn answer_stats(
-    board: &StatsBoard,
+/// `OPTIONS`, for a path or `*`: `204` with the methods we allow (RFC 9110
+/// §9.3.7). The file is not looked up: the methods are the same for every
+/// path, and a balancer's default health check (HAProxy's bare
+/// `option httpchk` sends `OPTIONS / HTTP/1.0`) needs a cheap answer.
+fn answer_options(keep_alive: bool, env: Env<'_>, out: &mut Vec<u8>) -> Answer {
+    let mut head = HeadWriter::start(out, Status::NoContent, env.date);
+    head.header("Allow", ALLOWED_METHODS);
+    // No `Content-Length`: a 204 must not send one (RFC 9110 §8.6).
+    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.finish();
+    Answer {
+        status: Status::NoContent,
+        keep_alive,
+        head_len: out.len(),
+        file_body: None,
+        record: Record::Logged,
+    }
+}
+
+/// One of the server's own answers: the health check (a fixed body, nothing
+/// formatted but the head, as cheap as a cached file) or the counters as
+/// JSON. Never cached by clients, never logged.
+fn answer_own(
+    own: OwnAnswer<'_>,
     keep_alive: bool,
     is_head: bool,
     env: Env<'_>,
     out: &mut Vec<u8>,
 ) -> Answer {
+    // Stays empty (and unallocated) but for the counters.
     let mut json = Vec::new();
-    board.json(&mut json);
-    let mut head = HeadWriter::start(out, Status::Ok, env.date);
-    head.header("Content-Type", b"application/json");
+    let (status, content_type, body, record): (_, &[u8], &[u8], _) = match own {
+        OwnAnswer::Health if env.is_draining() => (
+            Status::ServiceUnavailable,
+            b"text/plain",
+            DRAINING_BODY,
+            Record::HealthCheck,
+        ),
+        OwnAnswer::Health => (Status::Ok, b"text/plain", HEALTHY_BODY, Record::HealthCheck),
+        OwnAnswer::Stats(board) => {
+            board.json(&mut json);
+            (Status::Ok, b"application/json", &json, Record::Unrecorded)
+        }
+    };
+    let mut head = HeadWriter::start(out, status, env.date);
+    head.header("Content-Type", content_type);
     head.header("Cache-Control", b"no-store");
-    head.header_number("Content-Length", json.len() as u64);
+    head.header_number("Content-Length", body.len() as u64);
     head.connection(env.keep_alive.filter(|_| keep_alive));
     head.finish();
     let head_len = out.len();
     if !is_head {
-        out.extend_from_slice(&json);
+        out.extend_from_slice(body);
     }
     Answer {
-        status: Status::Ok,
+        status,
         keep_alive,
         head_len,
         file_body: None,
-        quiet: true,
+        record,
     }
 }
 

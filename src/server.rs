@@ -17,12 +17,16 @@
 //! holds the port, and with port 0 it tells us which port the kernel picked.
 //!
 //! ## Shutdown
-//! The main thread waits for SIGINT or SIGTERM, sets a shared flag and wakes
-//! every worker through its `mio::Waker`. Each worker then stops accepting,
-//! finishes the responses in flight (bounded by
-//! [`crate::config::SHUTDOWN_GRACE`]), flushes its log buffer and returns.
-//! `SIGUSR1` wakes the workers too, to publish their counters for the main
-//! thread to print.
+//! The main thread waits for SIGINT or SIGTERM, asks for a drain in the
+//! shared [`ShutdownRequest`] and wakes every worker through its
+//! `mio::Waker`. Each worker then walks the phases of [`crate::drain`]: keeps
+//! accepting for `--drain-delay` (health check failing, every response
+//! closing its connection), stops accepting, finishes the responses in flight
+//! within `--shutdown-timeout`, flushes its log buffer and returns. The main
+//! thread says on stderr what it is waiting for; a second SIGINT or SIGTERM
+//! asks the workers to stop at once (they still flush the log), and [`run`]
+//! reports that as [`Stopped::Forced`]. `SIGUSR1` wakes the workers too, to
+//! publish their counters for the main thread to print.
 //!
 //! ## The access log on SIGHUP
 //! `SIGHUP` reopens the access log file (logrotate's `create` then
@@ -30,7 +34,9 @@
 //! new file and wakes the workers, which switch to it
 //! ([`crate::log::SharedLog`] tells how no line is lost). A failed reopen is
 //! reported on stderr and the old file kept. With `--log -` or `--no-log`
-//! there is nothing to reopen and `SIGHUP` is ignored.
+//! there is nothing to reopen, and `SIGHUP` keeps its usual meaning, a hangup
+//! of the terminal that started us: the server drains and exits as on
+//! `SIGTERM`.
 //!
 //! A worker whose `epoll_wait` fails cannot go on: it prints one line at once
 //! and raises `SIGTERM`, so the shutdown above follows, [`run`] returns that
@@ -40,7 +46,7 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -52,8 +58,9 @@ use crate::cache::FileCache;
 use crate::clock::Clock;
 use crate::config::{self, Config, LISTEN_BACKLOG, LogTarget};
 use crate::connection::{Context, Timeouts};
+use crate::drain::ShutdownRequest;
 use crate::log::{AccessLog, SharedLog};
-use crate::respond::{Site, SiteOptions};
+use crate::respond::{OwnPaths, Site, SiteOptions};
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
 use crate::trace::Tracer;
@@ -62,6 +69,35 @@ use crate::worker::Worker;
 /// After SIGUSR1 asks the workers to publish their counters, how long the
 /// main thread waits before printing them.
 const STATS_REFRESH_WAIT: Duration = Duration::from_millis(50);
+
+/// While draining, how often the main thread looks for a second signal and
+/// for the workers' end. Short enough that a second Ctrl-C feels immediate.
+const DRAIN_WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How the server came to stop, for the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// A graceful drain ran to its end: exit status 0.
+    Drained,
+    /// A second signal cut the drain short (responses in flight may have been
+    /// cut): exit status `128 + signal`, as a shell reports a process killed
+    /// by that signal, so that scripts and supervisors can tell it from a
+    /// clean stop.
+    Forced {
+        /// The signal that forced the stop.
+        signal: i32,
+    },
+}
+
+impl Stopped {
+    /// The process's exit status.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Stopped::Drained => 0,
+            Stopped::Forced { signal } => u8::try_from(128 + signal).unwrap_or(u8::MAX),
+        }
+    }
+}
 
 /// A startup failure, printed by `main` as one line.
 #[derive(Debug)]
@@ -99,7 +135,7 @@ pub struct Server {
     local_addr: SocketAddr,
     workers: Vec<JoinHandle<io::Result<()>>>,
     wakers: Vec<Waker>,
-    shutdown: Arc<AtomicBool>,
+    shutdown: Arc<ShutdownRequest>,
     board: Arc<StatsBoard>,
     /// The access log the workers write to, reopened on SIGHUP; `None` with
     /// `--no-log`.
@@ -114,10 +150,13 @@ impl Server {
         let threads = config.threads.max(1);
         let board = Arc::new(StatsBoard::new(threads));
         let options = SiteOptions {
-            stats: config
-                .stats_path
-                .as_deref()
-                .map(|path| (path, Arc::clone(&board))),
+            own: OwnPaths {
+                health: config.health_path.clone(),
+                stats: config
+                    .stats_path
+                    .clone()
+                    .map(|path| (path, Arc::clone(&board))),
+            },
             symlinks: config.symlinks,
         };
         let site = Site::open_with(&config.root, options).map_err(|error| {
@@ -135,7 +174,10 @@ impl Server {
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| config::default_max_connections(open_files, threads));
-        let shutdown = Arc::new(AtomicBool::new(false));
+        let shutdown = Arc::new(ShutdownRequest::new(
+            config.drain_delay,
+            config.shutdown_timeout,
+        ));
         let log_error_reported = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::with_capacity(threads);
         let mut wakers = Vec::with_capacity(threads);
@@ -198,6 +240,15 @@ impl Server {
         self.board.table()
     }
 
+    /// Connections open in all workers, as last published.
+    pub fn open_connections(&self) -> u64 {
+        self.board
+            .snapshot()
+            .iter()
+            .flat_map(|stats| stats.open)
+            .sum()
+    }
+
     /// Asks every worker to publish its counters now (they do so on their
     /// next loop iteration, within milliseconds).
     pub fn refresh_stats(&self) -> io::Result<()> {
@@ -221,13 +272,40 @@ impl Server {
         Ok(())
     }
 
-    /// Stops gracefully: workers stop accepting, finish responses in flight,
-    /// flush their logs and exit. Returns the first worker error, if any.
+    /// Starts a graceful drain (see [`crate::drain`]) and returns at once.
+    pub fn drain(&self) -> io::Result<()> {
+        self.shutdown.drain();
+        self.wake_workers()
+    }
+
+    /// Asks the workers to stop at once: close every connection, flush the
+    /// log. Returns at once.
+    pub fn stop_now(&self) -> io::Result<()> {
+        self.shutdown.stop_now();
+        self.wake_workers()
+    }
+
+    /// Whether every worker has returned.
+    pub fn has_stopped(&self) -> bool {
+        self.workers.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Stops gracefully: drains, then waits for the workers. Returns the
+    /// first worker error, if any.
     pub fn shutdown(self) -> io::Result<()> {
-        self.shutdown.store(true, Ordering::Relaxed);
-        for waker in &self.wakers {
-            waker.wake()?;
-        }
+        self.drain()?;
+        self.join()
+    }
+
+    /// Waits for every worker to return (after [`Server::drain`] or
+    /// [`Server::stop_now`]), then returns the first worker error, if any,
+    /// and the final counters.
+    pub fn join_with_stats(self) -> (io::Result<()>, String) {
+        let board = Arc::clone(&self.board);
+        (self.join(), board.table())
+    }
+
+    fn join(self) -> io::Result<()> {
         let mut result = Ok(());
         for worker in self.workers {
             let outcome = worker
@@ -239,17 +317,13 @@ impl Server {
         }
         result
     }
-
-    /// Stops like [`Server::shutdown`], then returns the final counters.
-    pub fn shutdown_with_stats(self) -> (io::Result<()>, String) {
-        let board = Arc::clone(&self.board);
-        (self.shutdown(), board.table())
-    }
 }
 
-/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
-/// Prints the start line on stderr (stdout carries only access-log lines).
-pub fn run(config: &Config) -> Result<(), StartError> {
+/// Runs the server until SIGINT or SIGTERM, then drains it (a second signal
+/// stops it at once) and says how it stopped. Prints the start line on
+/// stderr (stdout carries only access-log lines), and the drain and the
+/// final counters on stderr too.
+pub fn run(config: &Config) -> Result<Stopped, StartError> {
     // Handle the signals before anyone can learn our port and send one.
     let mut signals = signal_hook::iterator::Signals::new([
         libc::SIGINT,
@@ -261,29 +335,100 @@ pub fn run(config: &Config) -> Result<(), StartError> {
     let server = Server::start(config)?;
     let _ = io::stderr().write_all(start_line(config, &server).as_bytes());
     for signal in signals.forever() {
-        if signal == libc::SIGHUP {
-            if let (Some(Err(error)), LogTarget::File(path)) = (server.reopen_log(), &config.log) {
-                eprintln!(
-                    "mioserve: cannot reopen access log '{}': {error}; keeping the old file",
-                    path.display()
-                );
-            }
-            continue;
+        match signal {
+            libc::SIGINT | libc::SIGTERM => break,
+            libc::SIGUSR1 => print_counters(&server),
+            libc::SIGHUP if reopen_log(&server, config) => {}
+            // A hangup with no log file to reopen: the terminal that ran us
+            // went away, so we stop as its other programs do.
+            libc::SIGHUP => break,
+            _ => {}
         }
-        if signal != libc::SIGUSR1 {
-            break;
-        }
-        // SIGUSR1: the counters, as fresh as the workers can make them.
-        if server.refresh_stats().is_ok() {
-            std::thread::sleep(STATS_REFRESH_WAIT);
-        }
-        let report = format!("mioserve: counters\n{}", server.stats_table());
-        let _ = io::stderr().write_all(report.as_bytes());
     }
-    let (result, table) = server.shutdown_with_stats();
+    let _ = server.drain();
+    // The workers publish their counters as they start draining.
+    std::thread::sleep(STATS_REFRESH_WAIT);
+    let announcement = drain_announcement(
+        server.open_connections(),
+        config.drain_delay,
+        config.shutdown_timeout,
+    );
+    let _ = writeln!(io::stderr(), "mioserve: {announcement}");
+    let stopped = watch_drain(&mut signals, &server, config);
+    let (result, table) = server.join_with_stats();
     let report = format!("mioserve: final counters\n{table}");
     let _ = io::stderr().write_all(report.as_bytes());
-    result.map_err(|error| StartError::new("a worker failed", error))
+    result.map_err(|error| StartError::new("a worker failed", error))?;
+    Ok(stopped)
+}
+
+/// SIGHUP: opens the access log file again, reporting a failure. `false`
+/// when there is no log file to reopen (`--log -`, `--no-log`).
+fn reopen_log(server: &Server, config: &Config) -> bool {
+    let Some(reopened) = server.reopen_log() else {
+        return false;
+    };
+    if let (Err(error), LogTarget::File(path)) = (reopened, &config.log) {
+        eprintln!(
+            "mioserve: cannot reopen access log '{}': {error}; keeping the old file",
+            path.display()
+        );
+    }
+    true
+}
+
+/// Waits for the workers to finish draining. A second SIGINT or SIGTERM
+/// meanwhile asks them to stop at once; a SIGHUP still reopens the log.
+fn watch_drain(
+    signals: &mut signal_hook::iterator::Signals,
+    server: &Server,
+    config: &Config,
+) -> Stopped {
+    let mut stopped = Stopped::Drained;
+    while !server.has_stopped() {
+        for signal in signals.pending() {
+            match signal {
+                libc::SIGINT | libc::SIGTERM if stopped == Stopped::Drained => {
+                    let _ = writeln!(io::stderr(), "mioserve: stopping now");
+                    let _ = server.stop_now();
+                    stopped = Stopped::Forced { signal };
+                }
+                libc::SIGUSR1 => print_counters(server),
+                libc::SIGHUP => {
+                    reopen_log(server, config);
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(DRAIN_WATCH_INTERVAL);
+    }
+    stopped
+}
+
+/// The line printed when a drain starts: what it waits for, and for how long.
+fn drain_announcement(open: u64, drain_delay: Duration, shutdown_timeout: Duration) -> String {
+    let connections = if open == 1 {
+        "connection"
+    } else {
+        "connections"
+    };
+    let timeout = shutdown_timeout.as_secs();
+    let wait = if drain_delay.is_zero() {
+        format!(", up to {timeout} s")
+    } else {
+        let delay = drain_delay.as_secs();
+        format!(": accepting for {delay} s more, then up to {timeout} s")
+    };
+    format!("draining {open} {connections}{wait} (press Ctrl-C again to stop now)")
+}
+
+/// SIGUSR1: prints the counters, as fresh as the workers can make them.
+fn print_counters(server: &Server) {
+    if server.refresh_stats().is_ok() {
+        std::thread::sleep(STATS_REFRESH_WAIT);
+    }
+    let report = format!("mioserve: counters\n{}", server.stats_table());
+    let _ = io::stderr().write_all(report.as_bytes());
 }
 
 /// `mioserve: serving ROOT on http://ADDR (N workers); access log: WHERE`,
@@ -365,6 +510,39 @@ fn open_log(target: &LogTarget) -> Result<Option<Arc<SharedLog>>, StartError> {
 mod tests {
     use super::*;
     use std::net::TcpStream;
+
+    #[test]
+    fn the_drain_announcement_says_what_it_waits_for() {
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            drain_announcement(3, Duration::ZERO, 5 * second),
+            "draining 3 connections, up to 5 s (press Ctrl-C again to stop now)"
+        );
+        assert_eq!(
+            drain_announcement(1, 10 * second, 5 * second),
+            "draining 1 connection: accepting for 10 s more, then up to 5 s \
+             (press Ctrl-C again to stop now)"
+        );
+    }
+
+    #[test]
+    fn a_forced_stop_exits_like_a_shell_reports_the_signal() {
+        assert_eq!(Stopped::Drained.exit_status(), 0);
+        assert_eq!(
+            Stopped::Forced {
+                signal: libc::SIGINT
+            }
+            .exit_status(),
+            130
+        );
+        assert_eq!(
+            Stopped::Forced {
+                signal: libc::SIGTERM
+            }
+            .exit_status(),
+            143
+        );
+    }
 
     #[test]
     fn listeners_share_one_port_and_pass_tcp_nodelay_to_their_connections() {

@@ -27,6 +27,9 @@ pub struct WorkerStats {
     pub open: [u64; STATE_NAMES.len()],
     /// Requests answered (one per access-log line).
     pub requests: u64,
+    /// Requests for the health path (`--health-path`), which are not logged
+    /// nor counted in `requests`.
+    pub health_checks: u64,
     /// Bytes written to clients: heads and bodies.
     pub bytes_sent: u64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
@@ -54,6 +57,7 @@ impl WorkerStats {
     fn add(&mut self, other: &WorkerStats) {
         self.accepted += other.accepted;
         self.requests += other.requests;
+        self.health_checks += other.health_checks;
         self.bytes_sent += other.bytes_sent;
         self.timeouts += other.timeouts;
         self.accept_pauses += other.accept_pauses;
@@ -102,7 +106,7 @@ impl StatsBoard {
         let mut total = WorkerStats::default();
         let mut table = String::from(
             "worker  accepted  open (idle/reading/writing/sending/lingering)  requests    bytes sent     \
-             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable\n",
+             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable  health checks\n",
         );
         let row = |table: &mut String, name: &str, s: &WorkerStats| {
             let open = format!(
@@ -124,8 +128,8 @@ impl StatsBoard {
             }
             let _ = writeln!(
                 table,
-                "{:>9} {:>14} {:>12}",
-                s.timeouts, s.accept_pauses, s.unavailable
+                "{:>9} {:>14} {:>12} {:>14}",
+                s.timeouts, s.accept_pauses, s.unavailable, s.health_checks
             );
         };
         for (worker, stats) in rows.iter().enumerate() {
@@ -163,9 +167,10 @@ fn json_object(json: &mut String, s: &WorkerStats) {
     }
     let _ = write!(
         json,
-        "}},\"requests\":{},\"bytes_sent\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
+        "}},\"requests\":{},\"health_checks\":{},\"bytes_sent\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
          \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{}}}",
         s.requests,
+        s.health_checks,
         s.bytes_sent,
         s.responses[0],
         s.responses[1],
@@ -200,7 +205,7 @@ mod tests {
         let json = String::from_utf8(json).unwrap();
         assert!(json.ends_with(
             "\"total\":{\"accepted\":0,\"open\":{\"Idle\":3,\"ReadingRequest\":0,\"WritingResponse\":0,\
-             \"SendingFile\":0,\"Lingering\":0},\"requests\":4,\"bytes_sent\":100,\
+             \"SendingFile\":0,\"Lingering\":0},\"requests\":4,\"health_checks\":0,\"bytes_sent\":100,\
              \"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":1},\"timeouts\":0,\"accept_pauses\":0,\"unavailable\":1}}\n"
         ), "{json}");
         let table = board.table();

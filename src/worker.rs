@@ -10,7 +10,7 @@
 //!     for each readiness event: run that connection's state machine
 //!     close or answer connections whose deadline passed
 //!     accept new connections until WouldBlock or the connection cap
-//!     if asked to shut down: stop accepting, close idle connections
+//!     follow the shutdown phases: drain, stop accepting, close idle connections
 //!     if woken: switch to a reopened access log
 //!     write the access-log buffer and publish the counters if a second has passed
 //! }
@@ -54,7 +54,6 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use std::os::fd::AsRawFd;
@@ -64,8 +63,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL, SHUTDOWN_GRACE};
+use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL};
 use crate::connection::{Connection, Context, Outcome};
+use crate::drain::{Asked, Phase, ShutdownRequest};
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::timer::{Due, Timers};
 use crate::trace::TraceLevel;
@@ -127,10 +127,10 @@ pub struct Worker {
     timers: Timers,
     /// What connections use while they run.
     ctx: Context,
-    /// Set by the main thread to ask for a graceful shutdown.
-    shutdown: Arc<AtomicBool>,
-    /// When a graceful shutdown stops waiting for responses in flight.
-    drain_deadline: Option<Instant>,
+    /// What the main thread asks: drain, or stop now.
+    shutdown: Arc<ShutdownRequest>,
+    /// Where this worker is between serving and stopped.
+    phase: Phase,
     /// Where this worker publishes its counters for others to read.
     board: Arc<StatsBoard>,
     /// The counters as last published, and when they were.
@@ -145,7 +145,7 @@ impl Worker {
         listener: StdTcpListener,
         ctx: Context,
         max_connections: usize,
-        shutdown: Arc<AtomicBool>,
+        shutdown: Arc<ShutdownRequest>,
         board: Arc<StatsBoard>,
     ) -> io::Result<(Worker, Waker)> {
         let poll = Poll::new()?;
@@ -171,7 +171,7 @@ impl Worker {
             timers: Timers::default(),
             ctx,
             shutdown,
-            drain_deadline: None,
+            phase: Phase::Serving,
             board,
             published: (WorkerStats::default(), Instant::now()),
         };
@@ -191,7 +191,8 @@ impl Worker {
     pub fn run(mut self) -> io::Result<()> {
         let result = self.event_loop();
         let why_closed = match &result {
-            Ok(()) => "shutdown grace over",
+            Ok(()) if self.shutdown.asked() == Asked::StopNow => "stopped at once",
+            Ok(()) => "shutdown timeout over",
             Err(error) => {
                 self.report(format_args!("epoll_wait failed, stopping: {error}"));
                 let _ = signal_hook::low_level::raise(libc::SIGTERM);
@@ -211,8 +212,8 @@ impl Worker {
         result
     }
 
-    /// The event loop itself: returns once a graceful shutdown has drained
-    /// the connections or its grace is over, or when `epoll_wait` fails.
+    /// The event loop itself: returns once the shutdown phases reach
+    /// `Stopped` (see [`crate::drain`]), or when `epoll_wait` fails.
     fn event_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
@@ -250,9 +251,7 @@ impl Worker {
             // connection waiting in the queue now, not at the next wake-up.
             self.expire_deadlines();
             self.accept_connections();
-            if self.shutdown.load(Ordering::Relaxed) && self.drain_deadline.is_none() {
-                self.begin_shutdown();
-            }
+            self.advance_phase();
             if woken {
                 self.follow_log();
             }
@@ -261,9 +260,7 @@ impl Worker {
             if woken || self.stats_due().is_some_and(|due| due <= now) {
                 self.publish_stats();
             }
-            if let Some(deadline) = self.drain_deadline
-                && (self.connections.is_empty() || now >= deadline)
-            {
+            if self.phase == Phase::Stopped {
                 return Ok(());
             }
         }
@@ -309,7 +306,7 @@ impl Worker {
             self.ctx.log.flush_due(),
             self.stats_due(),
             backoff,
-            self.drain_deadline,
+            self.phase.ends_at(),
         ]
         .into_iter()
         .flatten()
@@ -410,23 +407,56 @@ impl Worker {
         }
     }
 
-    /// Starts a graceful shutdown: stop accepting (closing the listener lets
-    /// the kernel send new connections to the remaining group members, if any),
-    /// close connections with nothing in flight, and give the others
-    /// [`SHUTDOWN_GRACE`] to finish.
-    fn begin_shutdown(&mut self) {
+    /// Follows the shutdown phases as far as they go now, acting on each
+    /// step (see [`crate::drain`]).
+    fn advance_phase(&mut self) {
+        loop {
+            let now = self.ctx.clock.now();
+            let next = self
+                .phase
+                .next(&self.shutdown, now, !self.connections.is_empty());
+            if next == self.phase {
+                return;
+            }
+            self.ctx.tracer.worker_line(
+                TraceLevel::States,
+                format_args!("shutdown phase {:?} -> {next:?}", self.phase),
+            );
+            self.phase = next;
+            // From draining on, every response closes its connection and the
+            // health check fails.
+            self.ctx.draining = next.is_draining();
+            if let Phase::Stopping { .. } = next {
+                self.stop_accepting();
+                self.stop_idle_connections();
+            }
+        }
+    }
+
+    /// Closes this worker's listener: new connections go to the other
+    /// listeners of the `SO_REUSEPORT` group, or are refused once every
+    /// worker has stopped. Connections the kernel has completed but we have
+    /// not accepted would be reset by the close, so the queue is emptied
+    /// first: they are answered like the others.
+    fn stop_accepting(&mut self) {
+        if self.accept == AcceptState::Drained {
+            self.accept = AcceptState::Pending;
+        }
+        self.accept_connections();
         self.listener = None;
-        self.ctx.draining = true;
-        self.drain_deadline = Some(self.ctx.clock.now() + SHUTDOWN_GRACE);
-        let idle: Vec<usize> = self
-            .connections
-            .iter_mut()
-            .filter_map(|(key, connection)| {
-                (connection.on_shutdown() == Outcome::Close).then_some(key)
-            })
-            .collect();
-        for key in idle {
-            self.close(key);
+    }
+
+    /// Tells every connection that accepting has stopped: idle ones end
+    /// without racing a request on the wire ([`Connection::on_stop`]), the
+    /// others finish their response.
+    fn stop_idle_connections(&mut self) {
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let connection = &mut self.connections[key];
+            match connection.on_stop(self.poll.registry(), &mut self.ctx) {
+                Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+                Outcome::Close => self.close(key),
+            }
         }
     }
 

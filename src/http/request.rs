@@ -58,6 +58,9 @@ pub enum Method {
     Get,
     /// `HEAD`: send what `GET` would, without the body.
     Head,
+    /// `OPTIONS`: which methods the server allows (RFC 9110 §9.3.7); the
+    /// only method whose target may be `*`.
+    Options,
     /// A method HTTP defines that makes no sense on static files (`POST`,
     /// `PUT`, `DELETE`, …): answered with `405` and an `Allow` header.
     NotAllowed,
@@ -70,9 +73,8 @@ impl Method {
         match token {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
-            "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => {
-                Method::NotAllowed
-            }
+            "OPTIONS" => Method::Options,
+            "POST" | "PUT" | "DELETE" | "CONNECT" | "TRACE" | "PATCH" => Method::NotAllowed,
             _ => Method::Unknown,
         }
     }
@@ -220,6 +222,12 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
     if target.len() > MAX_REQUEST_TARGET_BYTES {
         return Err(ParseError::TargetTooLong);
     }
+    let method = Method::from_token(method);
+    // The asterisk-form names the server itself, not a resource, and exists
+    // for OPTIONS only (RFC 9112 §3.2.4).
+    if target == "*" && method != Method::Options {
+        return Err(ParseError::Malformed);
+    }
     let fields = Fields::read(buffer, request.headers)?;
     if fields.host_count > 1 || (version == Version::Http11 && fields.host_count == 0) {
         return Err(ParseError::BadHost);
@@ -238,7 +246,7 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
         Version::Http10 => fields.connection_keep_alive && !fields.connection_close,
     };
     Ok(Parsed::Complete(Request {
-        method: Method::from_token(method),
+        method,
         version,
         target: Span::within(buffer, target.as_bytes()),
         request_line,
@@ -528,7 +536,7 @@ mod tests {
             (b"POST", Method::NotAllowed),
             (b"PUT", Method::NotAllowed),
             (b"DELETE", Method::NotAllowed),
-            (b"OPTIONS", Method::NotAllowed),
+            (b"OPTIONS", Method::Options),
             (b"PATCH", Method::NotAllowed),
             (b"TRACE", Method::NotAllowed),
             (b"BREW", Method::Unknown),
@@ -539,6 +547,13 @@ mod tests {
             raw.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
             assert_eq!(complete(&raw).method, *method, "{token:?}");
         }
+    }
+
+    #[test]
+    fn asterisk_form_is_for_options_only() {
+        // Other methods with `*` are among the `rejections`.
+        let request = complete(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(request.method, Method::Options);
     }
 
     #[test]
@@ -647,6 +662,8 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", ParseError::Malformed),
             (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", ParseError::Malformed),
             (b"GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
+            (b"HEAD * HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
             (b"GET / HTTP/1.1\r\nHost: a\0\r\n\r\n", ParseError::Malformed),
             (b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n", ParseError::Malformed),
             (

@@ -7,6 +7,8 @@
 pub enum Status {
     /// 200: the file follows.
     Ok,
+    /// 204: nothing to send beyond the head (the answer to `OPTIONS`).
+    NoContent,
     /// 206: one byte range of the file follows (RFC 9110 §15.3.7).
     PartialContent,
     /// 301: a directory was asked for without its trailing slash.
@@ -36,7 +38,8 @@ pub enum Status {
     InternalServerError,
     /// 501: a method we do not know at all.
     NotImplemented,
-    /// 503: we are out of a resource (file descriptors) right now.
+    /// 503: we are out of a resource (file descriptors) right now, or the
+    /// health path is asked while the server drains.
     ServiceUnavailable,
     /// 505: an HTTP major version other than 1.
     HttpVersionNotSupported,
@@ -45,8 +48,9 @@ pub enum Status {
 impl Status {
     /// Every status, in declaration order: `Status::ALL[status.index()]` is
     /// `status`.
-    pub const ALL: [Status; 17] = [
+    pub const ALL: [Status; 18] = [
         Status::Ok,
+        Status::NoContent,
         Status::PartialContent,
         Status::MovedPermanently,
         Status::NotModified,
@@ -75,6 +79,7 @@ impl Status {
     pub fn code(self) -> u16 {
         match self {
             Status::Ok => 200,
+            Status::NoContent => 204,
             Status::PartialContent => 206,
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
@@ -98,6 +103,7 @@ impl Status {
     pub fn reason(self) -> &'static str {
         match self {
             Status::Ok => "OK",
+            Status::NoContent => "No Content",
             Status::PartialContent => "Partial Content",
             Status::MovedPermanently => "Moved Permanently",
             Status::NotModified => "Not Modified",

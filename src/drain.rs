@@ -1,0 +1,210 @@
+//! Stopping without dropping requests: the phases of a graceful shutdown.
+//!
+//! A load balancer (HAProxy, a Kubernetes Service) keeps sending new
+//! connections to a backend until its health check fails, which takes a few
+//! check intervals. A server that stopped accepting the moment it was asked
+//! to stop would refuse those connections. So a stop goes through phases,
+//! each worker walking them on its own clock:
+//!
+//! ```text
+//!   Serving ── SIGTERM/SIGINT ──► Draining { until }        health 503, every
+//!                                   │  still accepting       response says
+//!                                   │  (--drain-delay)       Connection: close
+//!                                   ▼
+//!                                 Stopping { deadline }     listener closed; idle
+//!                                   │  responses in flight   connections half-closed
+//!                                   │  (--shutdown-timeout)  and read until the
+//!                                   ▼                        client closes
+//!                                 Stopped  ◄── a second SIGTERM/SIGINT, from any phase
+//! ```
+//!
+//! The main thread only *asks* ([`ShutdownRequest::drain`],
+//! [`ShutdownRequest::stop_now`]) and wakes the workers; each worker asks
+//! [`Phase::next`] where it stands after every loop iteration and acts on each
+//! change (see the worker's `enter_phase`). `Stopped` ends the worker's loop:
+//! whatever is still open is closed and the access log flushed.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the main thread has asked the workers, shared by all of them. Only
+/// ever moves forward: serving, then draining, then stopping now.
+#[derive(Debug)]
+pub struct ShutdownRequest {
+    /// One of the `ASKED_*` values.
+    asked: AtomicU8,
+    /// How long to keep accepting once draining (`--drain-delay`).
+    pub drain_delay: Duration,
+    /// How long responses in flight may take once accepting has stopped
+    /// (`--shutdown-timeout`).
+    pub shutdown_timeout: Duration,
+}
+
+/// What the workers have been asked, as [`ShutdownRequest::asked`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Asked {
+    /// Nothing: keep serving.
+    Nothing,
+    /// Drain, then stop (the first SIGTERM or SIGINT).
+    Drain,
+    /// Stop at once (the second).
+    StopNow,
+}
+
+impl ShutdownRequest {
+    /// Nothing asked yet; the two durations apply once a drain is.
+    pub fn new(drain_delay: Duration, shutdown_timeout: Duration) -> ShutdownRequest {
+        ShutdownRequest {
+            asked: AtomicU8::new(Asked::Nothing as u8),
+            drain_delay,
+            shutdown_timeout,
+        }
+    }
+
+    /// Asks for a graceful drain (unless stopping now was asked already).
+    pub fn drain(&self) {
+        self.asked.fetch_max(Asked::Drain as u8, Ordering::Relaxed);
+    }
+
+    /// Asks to stop at once.
+    pub fn stop_now(&self) {
+        self.asked
+            .fetch_max(Asked::StopNow as u8, Ordering::Relaxed);
+    }
+
+    /// What has been asked so far. One relaxed load: workers read it once
+    /// per loop iteration, and the waker that follows every request makes
+    /// sure they do.
+    pub fn asked(&self) -> Asked {
+        match self.asked.load(Ordering::Relaxed) {
+            0 => Asked::Nothing,
+            1 => Asked::Drain,
+            _ => Asked::StopNow,
+        }
+    }
+}
+
+/// Where one worker is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting and serving, keep-alive allowed.
+    Serving,
+    /// Still accepting and serving until `until`, but the health check says
+    /// `503` and every response closes its connection, so the balancer can
+    /// take this backend out of rotation without a refused connection.
+    Draining {
+        /// When accepting stops.
+        until: Instant,
+    },
+    /// Not accepting; responses in flight finish until `deadline`, idle
+    /// connections are closing.
+    Stopping {
+        /// When whatever is still open is closed anyway.
+        deadline: Instant,
+    },
+    /// The loop ends: close what is open, flush the log, return.
+    Stopped,
+}
+
+impl Phase {
+    /// The phase after this one, one step at a time (a worker acts on every
+    /// step), given what was asked, the time and whether connections are
+    /// still open.
+    pub fn next(self, request: &ShutdownRequest, now: Instant, has_connections: bool) -> Phase {
+        let asked = request.asked();
+        match self {
+            Phase::Stopped => Phase::Stopped,
+            _ if asked == Asked::StopNow => Phase::Stopped,
+            Phase::Serving if asked == Asked::Drain => Phase::Draining {
+                until: now + request.drain_delay,
+            },
+            Phase::Draining { until } if now >= until => Phase::Stopping {
+                deadline: now + request.shutdown_timeout,
+            },
+            Phase::Stopping { deadline } if !has_connections || now >= deadline => Phase::Stopped,
+            phase => phase,
+        }
+    }
+
+    /// Whether the server is draining: answers close their connections and
+    /// the health check fails.
+    pub fn is_draining(self) -> bool {
+        self != Phase::Serving
+    }
+
+    /// When this phase ends by itself, for the loop's sleep.
+    pub fn ends_at(self) -> Option<Instant> {
+        match self {
+            Phase::Draining { until } => Some(until),
+            Phase::Stopping { deadline } => Some(deadline),
+            Phase::Serving | Phase::Stopped => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_drain_goes_through_every_phase_on_time() {
+        let request = ShutdownRequest::new(10 * SECOND, 5 * SECOND);
+        let start = Instant::now();
+        let step = |phase: Phase, at: Duration, open: bool| phase.next(&request, start + at, open);
+        let phase = step(Phase::Serving, Duration::ZERO, true);
+        assert_eq!(phase, Phase::Serving, "nothing asked yet");
+        request.drain();
+        let phase = step(phase, Duration::ZERO, true);
+        assert_eq!(
+            phase,
+            Phase::Draining {
+                until: start + 10 * SECOND
+            }
+        );
+        assert!(phase.is_draining());
+        assert_eq!(step(phase, 9 * SECOND, false), phase, "still accepting");
+        let phase = step(phase, 10 * SECOND, true);
+        assert_eq!(
+            phase,
+            Phase::Stopping {
+                deadline: start + 15 * SECOND
+            }
+        );
+        assert_eq!(step(phase, 14 * SECOND, true), phase, "in flight");
+        assert_eq!(step(phase, 14 * SECOND, false), Phase::Stopped, "all done");
+        assert_eq!(step(phase, 15 * SECOND, true), Phase::Stopped, "deadline");
+    }
+
+    #[test]
+    fn without_a_delay_stopping_follows_at_once() {
+        let request = ShutdownRequest::new(Duration::ZERO, 5 * SECOND);
+        request.drain();
+        let now = Instant::now();
+        let draining = Phase::Serving.next(&request, now, true);
+        let stopping = draining.next(&request, now, true);
+        assert_eq!(
+            stopping,
+            Phase::Stopping {
+                deadline: now + 5 * SECOND
+            }
+        );
+    }
+
+    #[test]
+    fn stop_now_wins_from_any_phase_and_is_never_undone() {
+        let request = ShutdownRequest::new(10 * SECOND, 5 * SECOND);
+        request.stop_now();
+        request.drain();
+        assert_eq!(request.asked(), Asked::StopNow);
+        let now = Instant::now();
+        for phase in [
+            Phase::Serving,
+            Phase::Draining { until: now },
+            Phase::Stopping { deadline: now },
+        ] {
+            assert_eq!(phase.next(&request, now, true), Phase::Stopped);
+        }
+    }
+}
