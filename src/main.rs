@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
+use mioserve::listeners::Binding;
 use mioserve::trace::TraceLevel;
 
 /// A stats path is an absolute URL path without query or fragment.
@@ -34,6 +35,13 @@ struct Args {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = config::DEFAULT_PORT)]
     port: u16,
+
+    /// Join the port of a mioserve already listening on it (its SO_REUSEPORT
+    /// group; same user only) instead of refusing a port in use: for
+    /// restarts without a gap (docs/deploy.md). Without it, a port in use
+    /// is an error.
+    #[arg(long)]
+    reuse_port: bool,
 
     /// Worker threads, each with its own event loop [default: number of cores].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -79,6 +87,9 @@ impl Args {
         let mut config = Config::new(self.root);
         config.bind = self.bind;
         config.port = self.port;
+        if self.reuse_port {
+            config.binding = Binding::JoinExisting;
+        }
         if let Some(threads) = self.threads {
             config.threads = usize::from(threads);
         }

@@ -54,6 +54,7 @@ use slab::Slab;
 use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL, SHUTDOWN_GRACE};
 use crate::connection::{Connection, Context, Outcome};
 use crate::stats::{StatsBoard, WorkerStats};
+use crate::sys;
 use crate::timer::{Due, Timers};
 use crate::trace::TraceLevel;
 
@@ -132,9 +133,10 @@ impl Worker {
     ) -> io::Result<(Worker, Waker)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let listener = TcpListener::from_std(listener);
+        // Exclusive: when workers share one inherited socket, a connection
+        // wakes one of them, not all (see `crate::listeners`).
+        sys::register_exclusive(&poll, &listener, LISTENER)?;
         if let Some(watcher) = ctx.cache.watcher() {
             poll.registry().register(
                 &mut SourceFd(&watcher.as_raw_fd()),
@@ -386,11 +388,21 @@ impl Worker {
     }
 
     /// Starts a graceful shutdown: stop accepting (closing the listener lets
-    /// the kernel send new connections to the remaining group members, if any),
+    /// the kernel send new connections to the remaining group members, if any,
+    /// and with `net.ipv4.tcp_migrate_req` those still queued too),
     /// close connections with nothing in flight, and give the others
     /// [`SHUTDOWN_GRACE`] to finish.
     fn begin_shutdown(&mut self) {
-        self.listener = None;
+        if let Some(listener) = self.listener.take() {
+            // Leave the epoll set before closing: a socket shared with other
+            // workers (inherited from systemd) stays open after our close,
+            // and if it stayed in our set an exclusive wake-up could pick
+            // this worker, which no longer accepts, instead of one that does.
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd()));
+        }
         self.ctx.draining = true;
         self.drain_deadline = Some(self.ctx.clock.now() + SHUTDOWN_GRACE);
         let idle: Vec<usize> = self
