@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A package_of=(
     [chromium]=chromium [curl]=curl [wget]=wget [ab]=apache2-utils
     [h2load]=nghttp2-client [wrk]=wrk [ip]=iproute2 [python3]=python3
+    [systemd-socket-activate]=systemd
 )
 missing=()
 for program in "${!package_of[@]}"; do
