@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::files::SymlinkPolicy;
+use crate::listeners::Binding;
 use crate::trace::TraceLevel;
 
 /// Port used when `--port` is not given.
@@ -161,6 +162,10 @@ pub struct Config {
     pub bind: IpAddr,
     /// Port to listen on; `0` lets the kernel pick one.
     pub port: u16,
+    /// Whether to bind a fresh `SO_REUSEPORT` group or join a running
+    /// predecessor's (`--reuse-port`). `bind`, `port` and this are unused
+    /// when systemd passes the listening sockets (see [`crate::listeners`]).
+    pub binding: Binding,
     /// Number of worker threads (each with its own listener and event loop).
     pub threads: usize,
     /// Most simultaneous client connections for the whole process, split
@@ -196,6 +201,7 @@ impl Config {
             root: root.into(),
             bind: IpAddr::from([127, 0, 0, 1]),
             port: DEFAULT_PORT,
+            binding: Binding::Fresh,
             threads: available_cores(),
             max_connections: None,
             log: LogTarget::Stdout,

@@ -3,8 +3,9 @@
 //!
 //! ## A request's life, and where to read about each step
 //! 1. [`server`] starts one worker thread per core, each with its own
-//!    listening socket in a `SO_REUSEPORT` group; the kernel hands each new
-//!    connection to one of them.
+//!    listening socket in a `SO_REUSEPORT` group ([`listeners`]: bound
+//!    fresh, joined from a predecessor, or inherited from systemd); the
+//!    kernel hands each new connection to one of them.
 //! 2. [`worker`] runs the event loop: `epoll_wait`, accept, dispatch readiness
 //!    events to connections by token, expire deadlines ([`timer`]).
 //!    Behind a load balancer, [`proxy`] reads the PROXY protocol header that
@@ -31,7 +32,8 @@
 //! [`buffer`] (pooled buffers: idle connections hold none), [`cache`] (small
 //! files in memory, invalidated by inotify), [`clock`] (the
 //! time, formatted once a second), [`sys`] (the only `unsafe`: `sendfile`,
-//! `openat2`, `send(MSG_MORE)`, `setrlimit`, inotify).
+//! `openat2`, `send(MSG_MORE)`, `setrlimit`, inotify, `EPOLLEXCLUSIVE`,
+//! inherited descriptors).
 //!
 //! The code is Linux-only: it relies on epoll's semantics, `sendfile(2)` and
 //! `openat2(2)`.
@@ -47,6 +49,7 @@ pub mod connection;
 pub mod drain;
 pub mod files;
 pub mod http;
+pub mod listeners;
 pub mod log;
 pub mod proxy;
 pub mod respond;

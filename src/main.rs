@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
 use mioserve::files::SymlinkPolicy;
+use mioserve::listeners::Binding;
 use mioserve::trace::TraceLevel;
 
 /// The root served when none is given.
@@ -67,6 +68,13 @@ struct Args {
     /// Port to listen on; 0 picks a free one.
     #[arg(short, long, default_value_t = config::DEFAULT_PORT)]
     port: u16,
+
+    /// Join the port of a mioserve already listening on it (its SO_REUSEPORT
+    /// group; same user only) instead of refusing a port in use: for
+    /// restarts without a gap (docs/deploy.md). Without it, a port in use
+    /// is an error.
+    #[arg(long)]
+    reuse_port: bool,
 
     /// Worker threads, each with its own event loop [default: number of cores].
     #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -141,6 +149,9 @@ impl Args {
         let mut config = Config::new(self.root.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)));
         config.bind = self.bind;
         config.port = self.port;
+        if self.reuse_port {
+            config.binding = Binding::JoinExisting;
+        }
         if let Some(threads) = self.threads {
             config.threads = usize::from(threads);
         }

@@ -1,20 +1,9 @@
-//! Starting and stopping the server: one worker thread per core, each with its
-//! own listening socket.
+//! Starting and stopping the server: one worker thread per core, each with a
+//! listening socket.
 //!
-//! ## Why `SO_REUSEPORT`
-//! The classic design shares one listening socket between threads; then all
-//! of them are woken for every new connection (the "thundering herd") and they
-//! contend for the socket's accept queue lock. With `SO_REUSEPORT`, every
-//! worker binds *its own* socket to the same address and port, and the kernel
-//! spreads incoming connections across the group by a hash of the connection's
-//! addresses. Each worker accepts only from its own queue, so workers share
-//! nothing: no lock, no wake-up of a neighbour. `ss -ltn` shows one listening
-//! socket per worker.
-//!
-//! `SO_REUSEPORT` would also let a *second* mioserve join the group by mistake
-//! and silently take half the traffic. So before binding the group we bind a
-//! probe socket without `SO_REUSEPORT`: it fails with `EADDRINUSE` if anyone
-//! holds the port, and with port 0 it tells us which port the kernel picked.
+//! Where the listening sockets come from (a fresh `SO_REUSEPORT` group with
+//! one socket per worker, a predecessor's group joined on purpose, or sockets
+//! inherited from systemd) is [`crate::listeners`]' business.
 //!
 //! ## Shutdown
 //! The main thread waits for SIGINT or SIGTERM, asks for a drain in the
@@ -44,21 +33,21 @@
 
 use std::fmt;
 use std::io::{self, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::Waker;
-use socket2::{Domain, Socket, Type};
 
 use crate::buffer::BufferPool;
 use crate::cache::FileCache;
 use crate::clock::Clock;
-use crate::config::{self, Config, LISTEN_BACKLOG, LogTarget};
+use crate::config::{self, Config, LogTarget};
 use crate::connection::{Context, Timeouts};
 use crate::drain::ShutdownRequest;
+use crate::listeners;
 use crate::log::{AccessLog, SharedLog};
 use crate::respond::{OwnPaths, Site, SiteOptions};
 use crate::stats::{StatsBoard, WorkerStats};
@@ -109,7 +98,8 @@ pub struct StartError {
 }
 
 impl StartError {
-    fn new(what: impl Into<String>, source: io::Error) -> StartError {
+    /// A failure to do `what`, caused by `source`.
+    pub(crate) fn new(what: impl Into<String>, source: io::Error) -> StartError {
         StartError {
             what: what.into(),
             source,
@@ -143,7 +133,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root, binds the listeners, opens the log and starts the
+    /// Opens the root, opens the listeners, opens the log and starts the
     /// workers. Every error here is a configuration problem worth one clear
     /// line.
     pub fn start(config: &Config) -> Result<Server, StartError> {
@@ -166,7 +156,8 @@ impl Server {
         let open_files = sys::raise_open_files_limit()
             .map_err(|error| StartError::new("cannot read the open-files limit", error))?;
         let started = Instant::now();
-        let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listeners = listeners::open(addr, config.binding, threads)?;
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|error| StartError::new("cannot read the bound address", error))?;
@@ -448,52 +439,6 @@ fn start_line(config: &Config, server: &Server) -> String {
     )
 }
 
-/// Binds `count` listening sockets to `addr` as one `SO_REUSEPORT` group.
-fn bind_listeners(addr: SocketAddr, count: usize) -> Result<Vec<TcpListener>, StartError> {
-    let in_use = |error| StartError::new(format!("cannot listen on {addr}"), error);
-    // The probe: fails if anyone holds the port, and resolves port 0.
-    let probe = new_socket(addr, false).map_err(in_use)?;
-    let port = probe
-        .local_addr()
-        .ok()
-        .and_then(|local| local.as_socket())
-        .map_or(addr.port(), |local| local.port());
-    drop(probe);
-    let addr = SocketAddr::new(addr.ip(), port);
-    (0..count)
-        .map(|_| {
-            let socket = new_socket(addr, true).map_err(in_use)?;
-            socket.listen(LISTEN_BACKLOG).map_err(in_use)?;
-            socket.set_nonblocking(true).map_err(in_use)?;
-            Ok(TcpListener::from(socket))
-        })
-        .collect()
-}
-
-/// A TCP socket bound to `addr`, with the options every listener needs.
-fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    // Restarting the server must not fail because old connections of the
-    // previous run linger in TIME_WAIT on this port.
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    // Small responses must leave at once, not wait for Nagle's algorithm to
-    // hear back about the previous segment. Set here, once: Linux copies the
-    // option to every connection the listener accepts, which spares a
-    // `setsockopt` per connection.
-    socket.set_tcp_nodelay(true)?;
-    if addr.is_ipv6() {
-        // Set explicitly rather than inherit the system default
-        // (net.ipv6.bindv6only): `::` means IPv6 only. Run a second instance
-        // on 0.0.0.0 to serve IPv4 too.
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    Ok(socket)
-}
-
 /// Opens the access log: one file, which every worker writes to.
 fn open_log(target: &LogTarget) -> Result<Option<Arc<SharedLog>>, StartError> {
     let opened = SharedLog::open(target).map_err(|error| match target {
@@ -509,7 +454,6 @@ fn open_log(target: &LogTarget) -> Result<Option<Arc<SharedLog>>, StartError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpStream;
 
     #[test]
     fn the_drain_announcement_says_what_it_waits_for() {
@@ -541,30 +485,6 @@ mod tests {
             }
             .exit_status(),
             143
-        );
-    }
-
-    #[test]
-    fn listeners_share_one_port_and_pass_tcp_nodelay_to_their_connections() {
-        let listeners = bind_listeners("127.0.0.1:0".parse().unwrap(), 2).unwrap();
-        let port = listeners[0].local_addr().unwrap().port();
-        assert_eq!(listeners[1].local_addr().unwrap().port(), port);
-
-        // Connect until one listener of the group has a connection to accept
-        // (the kernel picks which); its accepted socket must have inherited
-        // TCP_NODELAY: no worker sets it per connection.
-        let mut clients = Vec::new();
-        let accepted = loop {
-            clients.push(TcpStream::connect(("127.0.0.1", port)).unwrap());
-            if let Some((socket, _)) = listeners.iter().find_map(|l| l.accept().ok()) {
-                break socket;
-            }
-            assert!(clients.len() < 100, "no listener accepted anything");
-        };
-        assert!(accepted.nodelay().unwrap());
-        assert!(
-            !clients[0].nodelay().unwrap(),
-            "the client side is untouched"
         );
     }
 }

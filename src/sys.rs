@@ -25,7 +25,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Turns a raw system-call return value into an `io::Result`: a negative
 /// value means the call failed and `errno` says why.
@@ -210,4 +210,84 @@ pub fn inotify_unwatch(inotify: impl AsFd, wd: i32) -> io::Result<()> {
     // SAFETY: `inotify` is a `BorrowedFd`, open for the call; `wd` is a plain
     // integer, and an unknown one is reported as EINVAL.
     check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) } as libc::c_long).map(drop)
+}
+
+/// Registers a listening socket with the epoll instance behind `poll`, for
+/// edge-triggered readability, with `EPOLLEXCLUSIVE`: when several epoll
+/// instances (several workers) watch the same socket, a new connection wakes
+/// one of the workers waiting in `epoll_wait`, not all of them (the
+/// "thundering herd"; see [`crate::listeners`]). On a socket that only one
+/// worker watches the flag changes nothing.
+///
+/// mio cannot set the flag, hence this wrapper. It registers exactly as mio's
+/// own `register` would otherwise: `EPOLLIN | EPOLLET`, with the token in the
+/// event's `u64`, which is where mio reads it back from, so `poll` reports
+/// the socket's events under `token` like any other source. The kernel
+/// refuses `EPOLL_CTL_MOD` on an exclusive registration; listeners are never
+/// reregistered, only removed (with mio's `deregister`, `EPOLL_CTL_DEL`).
+pub fn register_exclusive(
+    poll: &mio::Poll,
+    socket: impl AsFd,
+    token: mio::Token,
+) -> io::Result<()> {
+    let socket = socket.as_fd();
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET | libc::EPOLLEXCLUSIVE) as u32,
+        u64: token.0 as u64,
+    };
+    // SAFETY: `poll` is borrowed for the call, so its epoll descriptor is
+    // open; `socket` is a `BorrowedFd`, open for the call; `event` is a valid,
+    // initialised `epoll_event` that the kernel only reads.
+    let ret = unsafe {
+        libc::epoll_ctl(
+            poll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            socket.as_raw_fd(),
+            &mut event,
+        )
+    };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited from its
+/// parent (systemd's socket activation passes listening sockets from fd 3
+/// up), and sets `FD_CLOEXEC` on it, as sd_listen_fds(3) asks, so that it
+/// does not leak into programs we might execute.
+///
+/// The caller must take each inherited number once; [`crate::listeners`]
+/// does so because it unsets `LISTEN_FDS` as it reads it.
+pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `F_GETFD` reads the descriptor's flags and touches no memory;
+    // on a number that is not open it fails with `EBADF`, which is how we
+    // learn that the parent passed fewer descriptors than it announced.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long)?;
+    let cloexec = flags as libc::c_int | libc::FD_CLOEXEC;
+    // SAFETY: as above; `F_SETFD` only changes the descriptor's flags.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, cloexec) } as libc::c_long)?;
+    // SAFETY: `fd` is open (`F_GETFD` succeeded) and was inherited, not
+    // opened by any part of this process, so nothing else owns it; the
+    // caller takes each number once (see above).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes the variables `names` from the environment, if this process runs
+/// a single thread; returns whether it did.
+///
+/// Changing the environment is sound only while no other thread can read it
+/// (C's `getenv` takes no lock). When this process has one thread, the
+/// caller, no other thread can read the environment during the call, nor
+/// start while it runs. With more threads (a test harness calling the library)
+/// the variables are left alone.
+pub fn remove_env_if_single_threaded(names: &[&str]) -> bool {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
+    if threads != 1 {
+        return false;
+    }
+    for name in names {
+        // SAFETY: this process has a single thread (checked just above), the
+        // one running this call, so nothing reads the environment
+        // concurrently.
+        unsafe { std::env::remove_var(name) };
+    }
+    true
 }

@@ -67,6 +67,7 @@ use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL};
 use crate::connection::{Connection, Context, Outcome};
 use crate::drain::{Asked, Phase, ShutdownRequest};
 use crate::stats::{StatsBoard, WorkerStats};
+use crate::sys;
 use crate::timer::{Due, Timers};
 use crate::trace::TraceLevel;
 
@@ -150,9 +151,10 @@ impl Worker {
     ) -> io::Result<(Worker, Waker)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let listener = TcpListener::from_std(listener);
+        // Exclusive: when workers share one inherited socket, a connection
+        // wakes one of them, not all (see `crate::listeners`).
+        sys::register_exclusive(&poll, &listener, LISTENER)?;
         if let Some(watcher) = ctx.cache.watcher() {
             poll.registry().register(
                 &mut SourceFd(&watcher.as_raw_fd()),
@@ -434,16 +436,26 @@ impl Worker {
     }
 
     /// Closes this worker's listener: new connections go to the other
-    /// listeners of the `SO_REUSEPORT` group, or are refused once every
-    /// worker has stopped. Connections the kernel has completed but we have
-    /// not accepted would be reset by the close, so the queue is emptied
-    /// first: they are answered like the others.
+    /// listeners of the `SO_REUSEPORT` group (and with
+    /// `net.ipv4.tcp_migrate_req` those still queued too), or are refused
+    /// once every worker has stopped. Connections the kernel has completed
+    /// but we have not accepted would be reset by the close, so the queue is
+    /// emptied first: they are answered like the others.
     fn stop_accepting(&mut self) {
         if self.accept == AcceptState::Drained {
             self.accept = AcceptState::Pending;
         }
         self.accept_connections();
-        self.listener = None;
+        if let Some(listener) = self.listener.take() {
+            // Leave the epoll set before closing: a socket shared with other
+            // workers (inherited from systemd) stays open after our close,
+            // and if it stayed in our set an exclusive wake-up could pick
+            // this worker, which no longer accepts, instead of one that does.
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd()));
+        }
     }
 
     /// Tells every connection that accepting has stopped: idle ones end

@@ -91,11 +91,7 @@ impl TestServer {
 
     /// [`TestServer::spawn`] with another program in front of the binary (a shell that
     /// `exec`s it); `program` must end up as the process that prints the start line.
-    pub(super) fn spawn_program(
-        workdir: TempDir,
-        program: &OsStr,
-        args: Vec<OsString>,
-    ) -> TestServer {
+    pub fn spawn_program(workdir: TempDir, program: &OsStr, args: Vec<OsString>) -> TestServer {
         let mut child = Command::new(program)
             .args(&args)
             .current_dir(workdir.path())
