@@ -365,7 +365,8 @@ fn line_channel(pipe: impl Read + Send + 'static) -> Receiver<String> {
 }
 
 /// Appends every line read from `pipe` to a shared string, from a background thread, and
-/// sends the first one (without its newline) on the returned channel.
+/// sends the first one the server printed (`mioserve: ...`, without its newline) on the
+/// returned channel.
 fn collect_lines_in_background(
     pipe: impl Read + Send + 'static,
 ) -> (Receiver<String>, Arc<Mutex<String>>) {
@@ -383,7 +384,11 @@ fn collect_lines_in_background(
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&line);
                     sink.lock().unwrap().push_str(&line);
-                    if let Some(tx) = first_line.take() {
+                    // A program in front of the binary (systemd-socket-activate)
+                    // may print lines of its own first.
+                    if line.starts_with("mioserve: ")
+                        && let Some(tx) = first_line.take()
+                    {
                         let _ = tx.send(line.trim_end_matches('\n').to_owned());
                     }
                 }
