@@ -667,6 +667,16 @@ mod tests {
         assert_eq!(status(libc::EIO), Status::InternalServerError);
     }
 
+    /// What `target` leads to under `root`: a file's length, or the status
+    /// (`301` for a directory to redirect).
+    fn found(root: &DocumentRoot, target: &str) -> Result<u64, Status> {
+        match root.lookup(target.as_bytes(), &mut Vec::new()) {
+            Lookup::File(file) => Ok(file.len),
+            Lookup::AddSlash => Err(Status::MovedPermanently),
+            Lookup::Refused(status) => Err(status),
+        }
+    }
+
     #[test]
     fn lookups_stay_inside_the_root() {
         let outside = tempfile::tempdir().unwrap();
@@ -688,12 +698,7 @@ mod tests {
         std::os::unix::fs::symlink(".git", root.path().join("git_link")).unwrap();
 
         let root = DocumentRoot::open(root.path()).unwrap();
-        let mut scratch = Vec::new();
-        let mut lookup = |target: &str| match root.lookup(target.as_bytes(), &mut scratch) {
-            Lookup::File(file) => Ok(file.len),
-            Lookup::AddSlash => Err(Status::MovedPermanently),
-            Lookup::Refused(status) => Err(status),
-        };
+        let lookup = |target: &str| found(&root, target);
         assert_eq!(lookup("/"), Ok(11));
         assert_eq!(lookup("/index.html"), Ok(11));
         assert_eq!(lookup("/alias.html"), Ok(11));
@@ -733,14 +738,7 @@ mod tests {
         let following = DocumentRoot::open(root.path())
             .unwrap()
             .with_symlinks(SymlinkPolicy::Anywhere);
-        let mut scratch = Vec::new();
-        let mut lookup = |root: &DocumentRoot, target: &str| match root
-            .lookup(target.as_bytes(), &mut scratch)
-        {
-            Lookup::File(file) => Ok(file.len),
-            Lookup::AddSlash => Err(Status::MovedPermanently),
-            Lookup::Refused(status) => Err(status),
-        };
+        let lookup = found;
         assert_eq!(
             lookup(&confined, "/javascript/lib.js"),
             Err(Status::Forbidden)
