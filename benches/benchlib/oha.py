@@ -25,6 +25,9 @@ from benchlib.host import log
 from benchlib.load import LoadResult
 from benchlib.servers import Server
 
+# oha aborts the requests still in flight when -z runs out and lists them
+# under this name; they are the end of the run, not failures.
+DEADLINE_ABORT = "aborted due to deadline"
 # oha stops itself after -z seconds; the margin covers its start-up and the
 # closing of its connections.
 OHA_EXTRA_TIMEOUT_S = 30.0
@@ -90,8 +93,9 @@ def parse_oha(text: str) -> LoadResult:
         latency_p99_ms=ms(percentiles.get("p99")),
         latency_p999_ms=ms(percentiles.get("p99.9")),
         latency_max_ms=ms(summary.get("slowest")),
-        # oha names each error (connection refused, timeout, ...); all count.
-        read_errors=sum((document.get("errorDistribution") or {}).values()),
+        # oha names each error (connection refused, timeout, ...); all but
+        # the deadline's aborts count.
+        read_errors=sum(n for error, n in (document.get("errorDistribution") or {}).items() if error != DEADLINE_ABORT),
         non_2xx_3xx=sum(count for code, count in statuses.items() if not 200 <= code < 400),
         bytes_read=summary.get("totalData") or float("nan"),
     )
