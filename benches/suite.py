@@ -6,14 +6,20 @@
 
 What it does
 ------------
-1. Installs what is missing (``wrk nginx lighttpd strace apache2-utils``
-   with apt), runs ``cargo build --release``.
+1. Raises its open-files limit as far as the machine allows (inherited by
+   every server and load generator) and prints it. Installs what is missing
+   (``wrk nginx lighttpd strace apache2-utils curl`` with apt, and ``oha``
+   with ``cargo install oha --locked`` when a scenario needs it), runs
+   ``cargo build --release``.
 2. Writes a fixture root in a fresh temporary directory: ``index.html``
-   (1 KiB), ``16k.bin``, ``1m.bin``, ``64m.bin`` (seeded random bytes).
+   (1 KiB), ``16k.bin``, ``1m.bin``, ``16m.bin``, ``64m.bin`` (seeded random
+   bytes), and, for the working-set scenarios, 100,000 files of 4 KiB in
+   1,000 directories.
 3. Starts the contenders on free 127.0.0.1 ports, each logging every request
    to a file: ``mioserve-1``, ``mioserve-2`` (``--threads 1``/``2``), nginx
    (the tuned config ``benchlib/servers.py`` writes, workers = cores, with room for 10,000
-   idle connections) and lighttpd (its own config in the temp dir, the
+   idle connections; the working-set scenarios add it without and with a
+   10,000-file ``open_file_cache``) and lighttpd (its own config in the temp dir, the
    ``sendfile`` network backend). lighttpd is tried with its default single
    process and with ``server.max-worker = <cores>``; the faster on the small
    file at 256 connections goes on, and the table says which.
@@ -22,7 +28,11 @@ What it does
 5. Runs every scenario (``SCENARIOS``) on every contender in turn, round after
    round (alternating, so slow drifts spread over everybody), with
    a wait for quiet before each run and a retry of runs other
-   processes disturbed. CPU of server, wrk and everything else is recorded.
+   processes disturbed. CPU of server, load generator and everything else
+   is recorded, and the server's CPU time per completed request. Besides
+   wrk: oha at fixed offered rates (latency with coordinated-omission
+   correction), floods past capacity with a prober, and 500 concurrent
+   16 MiB downloads with curl (see docs/benchmarks.md).
 6. Idle connections: a holder process (``benches/idle_holder.py``) opens
    10,000 keep-alive connections, uses each once and holds them; RSS of all
    server processes (VmRSS) before and after gives bytes per idle connection;
@@ -31,8 +41,9 @@ What it does
    process/thread while ``ab -k -n N -c 50`` runs; total calls / N.
 8. Prints a markdown table (per scenario and contender: median, min–max,
    ratio to nginx and to lighttpd), the targets and whether they were met,
-   and writes ``docs/bench-results.json``, ``docs/bench-results.csv`` and
-   ``docs/bench-chart.svg``.
+   and writes ``docs/bench-results.json``, ``docs/bench-results.csv``,
+   ``docs/bench-chart.svg``, ``docs/bench-chart-cpu.svg`` (server CPU per
+   request) and ``docs/bench-chart-latency.svg`` (latency against load).
 9. Stops every server (and holder, wrk, strace) on success, error or Ctrl-C.
 
 Only the Python 3.11 standard library. Traffic goes to 127.0.0.1 only.
@@ -100,7 +111,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="1 round of 2 s, no 50/1,000-conn or 64 MiB runs, no retries, ab -n 5000, lighttpd default only: < 2 minutes",
+        help="1 round of 2 s, no 50/100/1,000-conn, 64 MiB or 500/1,000-file runs, 100 downloads instead of 500, "
+        "no retries, ab -n 5000, lighttpd default only",
     )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
