@@ -115,7 +115,9 @@ def parse_args() -> argparse.Namespace:
         "no retries, ab -n 5000, lighttpd default only",
     )
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    p.add_argument(
+        "--duration", type=int, default=5, help="seconds per wrk or oha run (overload: the peak and the flood each)"
+    )
     p.add_argument("--idle", type=int, default=IDLE_CONNECTIONS, help="idle connections to hold")
     p.add_argument("--strace-requests", type=int, default=20000, help="ab -n for the syscall count")
     p.add_argument(
@@ -141,7 +143,11 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--out", default=str(DOCS / "bench-results"), help="writes OUT.json and OUT.csv")
-    p.add_argument("--chart", default=str(DOCS / "bench-chart.svg"))
+    p.add_argument(
+        "--chart",
+        default=str(DOCS / "bench-chart.svg"),
+        help="the req/s chart; the CPU (-cpu.svg) and latency (-latency.svg) charts are written beside it",
+    )
     p.add_argument("--keep-tmp", action="store_true")
     args = p.parse_args()
     if args.quick:
