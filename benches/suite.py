@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The benchmark suite: mioserve against a tuned nginx and lighttpd, one command.
 
-    python3 benches/suite.py            # full suite: about 12 minutes (699 s measured) on a 2-core machine
-    python3 benches/suite.py --quick    # fewer scenarios, 1 round of 2 s: under 2 minutes (95 s measured)
+    python3 benches/suite.py            # full suite: 27 scenarios x 3 rounds of 5 s, roughly 45 minutes (estimated)
+    python3 benches/suite.py --quick    # every measure shortened, 1 round of 2 s: 576 s measured on a busy machine
 
 What it does
 ------------
