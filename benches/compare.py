@@ -73,9 +73,10 @@ from pathlib import Path
 from benchlib.cpu import NOISY_OTHER_CORES, QUIET_OTHER_CORES, wait_for_quiet
 from benchlib.fixtures import make_fixture_root
 from benchlib.host import MIOSERVE_BIN, REPO_ROOT, cargo_build, ensure_installed, log, tool_version
+from benchlib.load import LoadResult
 from benchlib.servers import Server, check_server, mioserve_threads, start_mioserve, start_nginx, stop_all
 from benchlib.tables import format_median, markdown_header, markdown_row, median_or_nan, present, ratio
-from benchlib.wrk import WrkResult, run_wrk, wrk_command
+from benchlib.wrk import run_wrk, wrk_command
 
 DEFAULT_CONTENDERS = "mioserve-1,nginx,mioserve-2"
 # A request slower than this is counted by wrk as a timeout error.
@@ -159,7 +160,7 @@ def csv_row(
     kept: bool,
     contender: str,
     args: argparse.Namespace,
-    r: WrkResult,
+    r: LoadResult,
     other_cores_before: float,
 ) -> dict:
     return {
@@ -180,7 +181,7 @@ def csv_row(
     }  # fmt: skip
 
 
-def markdown_table(order: list[str], results: dict[str, list[WrkResult]]) -> str:
+def markdown_table(order: list[str], results: dict[str, list[LoadResult]]) -> str:
     nginx_median = median_or_nan([r.req_per_s for r in results.get("nginx", [])])
     lines = markdown_header(
         ["contender", "runs", "median req/s", "min–max req/s", "vs nginx", "p99 ms", "server cores",
@@ -224,7 +225,7 @@ def start_contenders(args: argparse.Namespace, nginx: str, root: Path, tmp: Path
 
 def measure_until_quiet(
     args: argparse.Namespace, wrk: str, name: str, server: Server, round_number: int, rows: list[dict]
-) -> WrkResult:
+) -> LoadResult:
     """One measured run; a run disturbed by other processes is repeated (at
     most --retries times). Returns the last attempt; `rows` gets every
     attempt, marked kept=1 or 0."""
@@ -268,7 +269,7 @@ def check_and_warm_up(args: argparse.Namespace, wrk: str, servers: dict[str, Ser
             run_wrk(load_command(args, wrk, server, args.warmup), server, args.warmup)
 
 
-def print_report(args: argparse.Namespace, wrk: str, nginx: str, results: dict[str, list[WrkResult]]) -> int:
+def print_report(args: argparse.Namespace, wrk: str, nginx: str, results: dict[str, list[LoadResult]]) -> int:
     """Print the header line and the table; 0 if every contender has runs and all are valid."""
     wrk_version = " ".join(tool_version([wrk, "--version"]).split()[:2])
     print(
@@ -321,7 +322,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="mioserve-bench-"))
     servers: dict[str, Server] = {}
-    results: dict[str, list[WrkResult]] = {c: [] for c in args.contender_list}
+    results: dict[str, list[LoadResult]] = {c: [] for c in args.contender_list}
     rows: list[dict] = []
     try:
         root = tmp / "root"

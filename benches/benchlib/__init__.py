@@ -13,7 +13,14 @@ instead of growing a script:
   time, memory, threads.
 - ``cpu``: who used the cores during a run, from ``/proc``, and waiting
   for other processes to leave them alone before one.
+- ``load``: what one load-generator run measured (`LoadResult`), whichever
+  generator ran it, including the server's CPU per request.
 - ``wrk``: the wrk command line, running it, and parsing its output.
+- ``oha``: the oha load generator, open loop at a fixed rate with
+  latency correction, installed with cargo when missing.
+- ``overload``: a flood far past capacity with a prober beside it.
+- ``downloads``: many large downloads at once with ``curl --parallel``,
+  and Jain's fairness index.
 - ``tables``: medians, number formats and markdown tables for reports.
 - ``scenarios``, ``idle``, ``syscalls``, ``suite_report``: the suite's
   scenarios, its idle-connection and syscall measurements, and its result

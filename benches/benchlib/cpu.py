@@ -70,6 +70,12 @@ class CpuUse:
     # kernel work not charged to a process. Small unless something else runs.
     other: float = float("nan")
     steal: float = float("nan")
+    wall_s: float = float("nan")  # how long the run took
+
+    @property
+    def server_s(self) -> float:
+        """The server's CPU seconds during the run."""
+        return self.server * self.wall_s
 
     @property
     def noisy(self) -> bool:
@@ -88,6 +94,7 @@ def cpu_use(before: CpuSnapshot, after: CpuSnapshot) -> CpuUse:
         wrk=wrk,
         other=max(0.0, busy - server - wrk),
         steal=(after.steal_s - before.steal_s) / wall,
+        wall_s=wall,
     )
 
 

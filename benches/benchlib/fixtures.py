@@ -10,6 +10,14 @@ from pathlib import Path
 # transfer rates easy to sanity-check against req/s.
 INDEX_BYTES = 1024
 LARGE_FILE_BYTES = 64 * 1024 * 1024
+# The file of the many-downloads scenario (500 at once, 8 GiB in all).
+DOWNLOAD_FILE_BYTES = 16 * 1024 * 1024
+# The working set: more distinct files than any server's cache holds,
+# spread over directories as a real site's would be.
+WORKING_SET_DIR = "ws"
+WORKING_SET_FILES = 100_000
+WORKING_SET_DIRS = 1_000
+WORKING_SET_FILE_BYTES = 4096
 
 
 def index_page() -> bytes:
@@ -33,7 +41,7 @@ def index_page() -> bytes:
 def make_fixture_root(root: Path, *, with_large_file: bool = False) -> dict[str, bytes]:
     """Write the benchmark files into a new directory `root` and return
     {url path: expected body}: ``index.html`` (1 KiB), ``16k.bin``,
-    ``1m.bin`` and, if asked, ``64m.bin``."""
+    ``1m.bin`` and, if asked, ``16m.bin`` and ``64m.bin``."""
     root.mkdir()
     # Fixed seeds: the same bytes on every run, and incompressible, so nothing
     # on the path can cheat by compressing them.
@@ -44,7 +52,33 @@ def make_fixture_root(root: Path, *, with_large_file: bool = False) -> dict[str,
         "/1m.bin": rng.randbytes(1024 * 1024),
     }
     if with_large_file:
+        files["/16m.bin"] = random.Random(20240603).randbytes(DOWNLOAD_FILE_BYTES)
         files["/64m.bin"] = random.Random(20240602).randbytes(LARGE_FILE_BYTES)
     for url, data in files.items():
         (root / url.lstrip("/")).write_bytes(data)
     return files
+
+
+def working_set_url(index: int) -> str:
+    """The url path of working-set file `index` (0 to WORKING_SET_FILES - 1):
+    ``/ws/DDD/NNNNN.bin``, file i in directory i mod WORKING_SET_DIRS.
+    ``benches/working_set.lua`` builds the same paths."""
+    return f"/{WORKING_SET_DIR}/{index % WORKING_SET_DIRS:03d}/{index:05d}.bin"
+
+
+def make_working_set(root: Path) -> dict[str, bytes]:
+    """Write the WORKING_SET_FILES distinct seeded files of
+    WORKING_SET_FILE_BYTES under `root`/ws (about 400 MB; 10–30 s on the
+    benchmark machine, which leaves them in the page cache) and return
+    {url path: body} of a sample of them, for the correctness check."""
+    rng = random.Random(20240604)
+    for d in range(WORKING_SET_DIRS):
+        (root / WORKING_SET_DIR / f"{d:03d}").mkdir(parents=True)
+    sample = {}
+    for i in range(WORKING_SET_FILES):
+        url = working_set_url(i)
+        data = rng.randbytes(WORKING_SET_FILE_BYTES)
+        (root / url.lstrip("/")).write_bytes(data)
+        if i % (WORKING_SET_FILES // 4) == 0 or i == WORKING_SET_FILES - 1:
+            sample[url] = data
+    return sample

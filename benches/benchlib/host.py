@@ -4,6 +4,7 @@ and installing and building what a run needs."""
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,28 @@ def ensure_installed(packages: dict[str, str]) -> dict[str, str]:
     if still_missing:
         sys.exit(f"{Path(sys.argv[0]).name}: still missing after apt-get install: {' '.join(still_missing)}")
     return paths  # type: ignore[return-value]
+
+
+def raise_open_files_limit() -> int:
+    """Raise RLIMIT_NOFILE, soft and hard, as far as this machine allows, for
+    this process and every child it starts (servers, wrk, oha, curl); the
+    limit now in force.
+
+    Root may raise the hard limit up to the kernel's ``fs.nr_open``; anyone
+    may raise the soft limit up to the hard one.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        nr_open = hard
+    for limit in (max(nr_open, hard), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+            return limit
+        except (ValueError, OSError):
+            continue
+    return soft
 
 
 def cargo_build() -> None:

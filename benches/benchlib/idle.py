@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchlib.host import HOST
+from benchlib.load import LoadResult
 from benchlib.servers import SERVER_NOFILE, Server
-from benchlib.wrk import WrkResult, run_wrk
+from benchlib.wrk import run_wrk
 
 IDLE_HOLDER = Path(__file__).resolve().parent.parent / "idle_holder.py"
 HOLDER_READY_TIMEOUT_S = 60.0
@@ -71,7 +72,7 @@ def _stop_holder(holder: subprocess.Popen) -> None:
 
 def measure_next_to_idle(
     load_command: list[str], server: Server, path: str, idle_connections: int, seconds: int
-) -> tuple[WrkResult, IdleMemory | None, str]:
+) -> tuple[LoadResult, IdleMemory | None, str]:
     """Hold `idle_connections` (each has fetched `path` once) while
     `load_command` runs for `seconds`. Returns wrk's result, the memory
     figures (None if the holder failed) and a problem (empty: fine)."""
@@ -88,7 +89,7 @@ def measure_next_to_idle(
         line = _readline(holder, HOLDER_READY_TIMEOUT_S)
         ready = re.match(r"ready (\d+) (\d+) ([\d.]+)", line or "")
         if not ready:
-            return WrkResult(exit_code=-1), None, f"idle holder failed: {line!r}"
+            return LoadResult(exit_code=-1), None, f"idle holder failed: {line!r}"
         opened, failed, open_s = int(ready.group(1)), int(ready.group(2)), float(ready.group(3))
         time.sleep(SETTLE_AFTER_OPEN_S)
         rss_idle = server.rss_bytes()

@@ -48,6 +48,15 @@ LIGHTTPD_MAX_FDS = 2 * MAX_CONNECTIONS + 100
 # run; every server's keep-alive timeout must outlast that (nginx 10 s,
 # mioserve 10 s by default, lighttpd 5 s by default: raised to 10 s).
 KEEPALIVE_TIMEOUT_S = 10
+# nginx's open_file_cache (descriptors and stat results of recently served
+# files, per worker): the suite's nginx caches 1,000 files; the working-set
+# scenarios add nginx as shipped (no cache) and with room for 10,000 files.
+NGINX_OPEN_FILE_CACHE = "max=1000 inactive=20s"
+NGINX_VARIANTS = {
+    "nginx": NGINX_OPEN_FILE_CACHE,
+    "nginx-no-ofc": None,
+    "nginx-ofc10k": "max=10000 inactive=20s",
+}
 
 
 @dataclass
@@ -157,11 +166,15 @@ def nginx_config(
     workers: int,
     worker_connections: int = 1024,
     rlimit_nofile: int | None = None,
+    name: str = "nginx",
+    open_file_cache: str | None = NGINX_OPEN_FILE_CACHE,
 ) -> str:
     """A static-file nginx tuned the way a careful operator would tune it.
 
     Everything nginx writes (pid, error log, access log, temp dirs) stays
     inside `tmp`, so it runs next to, never instead of, a system nginx.
+    Its pid and log files are named after `name`, so variants can run side
+    by side; `open_file_cache` is the directive's value (None: no cache).
     """
     # nginx drops to `nobody` by default when started as root, and `nobody`
     # cannot read our 0700 temp dir. Outside root the directive is ignored
@@ -170,10 +183,11 @@ def nginx_config(
     # Holding many idle connections needs more than the default descriptor
     # limit and connection slots per worker.
     rlimit = f"worker_rlimit_nofile {rlimit_nofile};\n" if rlimit_nofile else ""
+    cache = f"open_file_cache {open_file_cache};\n    open_file_cache_valid 30s;\n    " if open_file_cache else ""
     return f"""\
 {user}{rlimit}worker_processes {workers};
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
 
 events {{
     worker_connections {worker_connections};
@@ -197,11 +211,9 @@ http {{
     sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
-    open_file_cache max=1000 inactive=20s;
-    open_file_cache_valid 30s;
-    keepalive_requests 1000000;
+    {cache}keepalive_requests 1000000;
     keepalive_timeout {KEEPALIVE_TIMEOUT_S}s;
-    access_log {tmp}/nginx-access.log combined buffer=64k flush=1s;
+    access_log {tmp}/{name}-access.log combined buffer=64k flush=1s;
 
     server {{
         listen {HOST}:{port} reuseport;
@@ -212,18 +224,19 @@ http {{
 """
 
 
-def start_nginx(nginx: str, root: Path, tmp: Path, workers: int, **config) -> Server:
-    """Start a private nginx; `config` goes to `nginx_config` (connection limits)."""
+def start_nginx(nginx: str, root: Path, tmp: Path, workers: int, name: str = "nginx", **config) -> Server:
+    """Start a private nginx called `name`; `config` goes to `nginx_config`
+    (connection limits, open_file_cache)."""
     port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(nginx_config(root, tmp, port, workers, **config))
-    error_log = tmp / "nginx-error.log"
+    conf = tmp / f"{name}.conf"
+    conf.write_text(nginx_config(root, tmp, port, workers, name=name, **config))
+    error_log = tmp / f"{name}-error.log"
     # -p: prefix for relative paths; -e: error log used *before* the config is
     # read (otherwise nginx first tries /var/log/nginx/error.log);
     # daemon off: stay a direct child so we own its lifetime.
     command = [nginx, "-p", str(tmp), "-e", str(error_log), "-c", str(conf), "-g", "daemon off;"]
-    proc, stdout, stderr = spawn("nginx", command, tmp)
-    server = Server("nginx", port, proc, [stdout, stderr, error_log], tmp / "nginx-access.log")
+    proc, stdout, stderr = spawn(name, command, tmp)
+    server = Server(name, port, proc, [stdout, stderr, error_log], tmp / f"{name}-access.log")
     wait_until_listening(server)
     return server
 
@@ -279,12 +292,19 @@ def start_lighttpd(lighttpd: str, root: Path, tmp: Path, workers: int) -> Server
 
 
 def start_with_room_for_idle(name: str, tools: dict[str, str], root: Path, tmp: Path) -> Server:
-    """Start contender `name` (mioserve-N, nginx, lighttpd or lighttpd-wN),
-    each configured for many connections: nginx with a worker per core,
-    lighttpd-wN with a worker per core."""
-    if name == "nginx":
+    """Start contender `name` (mioserve-N, one of NGINX_VARIANTS, lighttpd
+    or lighttpd-wN), each configured for many connections: nginx with a
+    worker per core, lighttpd-wN with a worker per core."""
+    if name in NGINX_VARIANTS:
         return start_nginx(
-            tools["nginx"], root, tmp, CORES, worker_connections=NGINX_WORKER_CONNECTIONS, rlimit_nofile=SERVER_NOFILE
+            tools["nginx"],
+            root,
+            tmp,
+            CORES,
+            name,
+            worker_connections=NGINX_WORKER_CONNECTIONS,
+            rlimit_nofile=SERVER_NOFILE,
+            open_file_cache=NGINX_VARIANTS[name],
         )
     if name.startswith("lighttpd"):
         return start_lighttpd(tools["lighttpd"], root, tmp, 1 if name == "lighttpd" else CORES)

@@ -19,19 +19,25 @@ def median_or_nan(values: list[float]) -> float:
     return statistics.median(values) if values else NAN
 
 
+# How each unit is shown; req/s and counts use the default.
+_UNIT_FORMATS = {
+    "bytes/s": lambda v: f"{v / 1e9:.2f} GB/s",
+    "ms": lambda v: f"{v:.2f} ms",
+    "µs": lambda v: f"{v:.2f} µs",
+    "s": lambda v: f"{v:.3f} s",
+    "B": lambda v: f"{v:,.0f} B",
+    "calls": lambda v: f"{v:.2f}",
+    "ratio": lambda v: f"{v:.3f}",
+    "cores": lambda v: f"{v:.2f}",
+}
+
+
 def format_value(value: float, unit: str) -> str:
-    """A figure in its unit's format: req/s, bytes/s (as GB/s), ms, B or calls."""
+    """A figure in its unit's format: req/s, bytes/s (as GB/s), ms, µs, s, B,
+    calls, ratio, cores or count."""
     if math.isnan(value):
         return "n/a"
-    if unit == "bytes/s":
-        return f"{value / 1e9:.2f} GB/s"
-    if unit == "ms":
-        return f"{value:.2f} ms"
-    if unit == "B":
-        return f"{value:,.0f} B"
-    if unit == "calls":
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
+    return _UNIT_FORMATS.get(unit, lambda v: f"{v:,.0f}")(value)
 
 
 def format_median(values: list[float], spec: str) -> str:

@@ -1,5 +1,5 @@
 """The wrk load generator: its command line, one run with CPU accounting,
-and its text output parsed into a `WrkResult`.
+and its text output parsed into a `LoadResult`.
 
 A run's result carries the CPU use measured around it (see ``cpu``), so a
 noisy or starved run can be recognised and repeated.
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib.cpu import CpuUse, cpu_snapshot, cpu_use
+from benchlib.cpu import cpu_snapshot, cpu_use
+from benchlib.load import LoadResult
 from benchlib.servers import Server
 
 # wrk stops itself after -d seconds; this margin covers its start-up and the
@@ -33,8 +33,9 @@ def wrk_command(
     threads: int = 1,
     headers: tuple[str, ...] | list[str] = (),
     script: Path | None = None,
+    script_args: tuple[str, ...] = (),
 ) -> list[str]:
-    """``wrk -tT -cC -dSs --timeout=Ns --latency [-H h]... [-s script] URL``.
+    """``wrk -tT -cC -dSs --timeout=Ns --latency [-H h]... [-s script] URL [-- script_args]``.
 
     A request slower than `request_timeout_s` counts as a timeout error.
     """
@@ -43,7 +44,7 @@ def wrk_command(
         command += ["-H", header]
     if script is not None:
         command += ["-s", str(script)]
-    return [*command, url]
+    return [*command, url, *(["--", *script_args] if script_args else [])]
 
 
 def _ms(text: str) -> float:
@@ -56,53 +57,9 @@ def _bytes(text: str) -> float:
     return float(m.group(1)) * _SIZE_UNITS[m.group(2)] if m else float("nan")
 
 
-@dataclass
-class WrkResult:
-    requests: int = 0
-    req_per_s: float = float("nan")
-    transfer_per_s: float = float("nan")  # bytes per second
-    latency_avg_ms: float = float("nan")
-    latency_p50_ms: float = float("nan")
-    latency_p99_ms: float = float("nan")
-    connect_errors: int = 0
-    read_errors: int = 0
-    write_errors: int = 0
-    timeout_errors: int = 0
-    # wrk counts statuses outside 2xx and 3xx; our fixtures must all be 200.
-    non_2xx_3xx: int = 0
-    bytes_read: float = float("nan")  # heads and bodies, as wrk reports it
-    exit_code: int = 0
-    cpu: CpuUse = field(default_factory=CpuUse)
-
-    @property
-    def req_per_server_cpu_s(self) -> float:
-        """Requests served per second of the server's own CPU time.
-
-        Only comparable between runs where the server got similar CPU: when
-        starved, it handles more ready events per wake-up and this rises.
-        """
-        return self.req_per_s / self.cpu.server if self.cpu.server > 0 else float("nan")
-
-    @property
-    def bytes_per_response(self) -> float:
-        return self.bytes_read / self.requests if self.requests else float("nan")
-
-    @property
-    def noisy(self) -> bool:
-        return self.cpu.noisy
-
-    @property
-    def errors(self) -> int:
-        return self.connect_errors + self.read_errors + self.write_errors + self.timeout_errors
-
-    @property
-    def valid(self) -> bool:
-        return self.exit_code == 0 and self.errors == 0 and self.non_2xx_3xx == 0 and self.requests > 0
-
-
-def parse_wrk(out: str) -> WrkResult:
+def parse_wrk(out: str) -> LoadResult:
     """Parse wrk 4.x text output (with --latency)."""
-    r = WrkResult()
+    r = LoadResult()
     if m := re.search(r"^\s*(\d+) requests in", out, re.M):
         r.requests = int(m.group(1))
     if m := re.search(r"requests in [\d.]+\w+, ([\d.]+\w?B) read", out):
@@ -111,8 +68,9 @@ def parse_wrk(out: str) -> WrkResult:
         r.req_per_s = float(m.group(1))
     if m := re.search(r"^Transfer/sec:\s*(\S+)", out, re.M):
         r.transfer_per_s = _bytes(m.group(1))
-    if m := re.search(r"^\s*Latency\s+(\S+)", out, re.M):
-        r.latency_avg_ms = _ms(m.group(1))
+    # "Latency  avg  stdev  max  +/- stdev"
+    if m := re.search(r"^\s*Latency\s+(\S+)\s+\S+\s+(\S+)", out, re.M):
+        r.latency_avg_ms, r.latency_max_ms = _ms(m.group(1)), _ms(m.group(2))
     if m := re.search(r"^\s*50%\s+(\S+)", out, re.M):
         r.latency_p50_ms = _ms(m.group(1))
     if m := re.search(r"^\s*99%\s+(\S+)", out, re.M):
@@ -124,7 +82,7 @@ def parse_wrk(out: str) -> WrkResult:
     return r
 
 
-def run_wrk(command: list[str], server: Server, seconds: int) -> tuple[WrkResult, str]:
+def run_wrk(command: list[str], server: Server, seconds: int) -> tuple[LoadResult, str]:
     """Run a wrk command of `seconds` against `server`; its result (with the
     CPU use during the run) and its output, or a reason when it hung."""
     before = cpu_snapshot(server.process_group)
@@ -133,7 +91,7 @@ def run_wrk(command: list[str], server: Server, seconds: int) -> tuple[WrkResult
         out = subprocess.run(command, capture_output=True, text=True, timeout=limit_s)
     except subprocess.TimeoutExpired:
         # subprocess.run has already killed wrk.
-        return WrkResult(exit_code=-1), f"wrk did not finish within {limit_s} s"
+        return LoadResult(exit_code=-1), f"wrk did not finish within {limit_s} s"
     after = cpu_snapshot(server.process_group)
     text = out.stdout + out.stderr
     result = parse_wrk(text)
