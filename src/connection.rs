@@ -70,7 +70,7 @@ use std::io::{self, Read};
 use std::mem;
 use std::net::{IpAddr, Shutdown};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -392,6 +392,14 @@ impl Connection {
                 self.enter(from, next, ctx);
                 self.drive(registry, ctx)
             }
+            // Draining: the client may be sending a request just now, and a
+            // plain close would answer it with a reset. Send our FIN and
+            // read until the client closes too.
+            State::Idle if ctx.draining => {
+                let _ = self.socket.shutdown(Shutdown::Write);
+                self.enter(from, State::Lingering, ctx);
+                self.drive(registry, ctx)
+            }
             state => {
                 self.state = state;
                 let timed_out = format_args!("{from} timed out");
@@ -403,38 +411,16 @@ impl Connection {
 
     /// Called once when the server stops accepting. A connection in the
     /// middle of an exchange finishes it (its response says `Connection:
-    /// close`). An idle one may have a request on the wire: a plain close
-    /// would answer that request with a reset. So first answer whatever has
-    /// arrived already (a read that finds nothing costs one `EAGAIN`); if
-    /// nothing has, send our FIN (the orderly end of a keep-alive connection,
-    /// after which clients retry elsewhere) and linger: read and discard
-    /// until the client closes too, or [`LINGER_TIMEOUT`].
-    pub fn on_stop(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
-        if !self.is_between_requests() {
-            return Outcome::Open;
-        }
-        // An edge for bytes that just arrived may still be queued in epoll;
-        // the read tells for sure.
-        self.readiness.readable = true;
-        match self.drive(registry, ctx) {
-            Outcome::Close => return Outcome::Close,
-            // A request had arrived: it is being answered, then the
-            // connection closes like any other while draining.
-            Outcome::Open if !self.is_between_requests() => return Outcome::Open,
-            Outcome::Open => {}
-        }
-        let _ = self.socket.shutdown(Shutdown::Write);
-        self.enter(self.state.name(), State::Lingering, ctx);
-        Outcome::Open
-    }
-
-    /// Whether the connection holds no part of a request: idle, or woken
-    /// for a request whose first byte has not come.
-    fn is_between_requests(&self) -> bool {
-        match &self.state {
-            State::Idle => true,
-            State::ReadingRequest(input) => input.is_empty(),
-            _ => false,
+    /// close`). An idle one may have a request on the wire, which a FIN now
+    /// would cross (see [`crate::drain`], "Ending an idle keep-alive
+    /// connection"): it stays idle, and a request that arrives is answered
+    /// with `Connection: close`, but only until `idle_until`; then
+    /// [`Connection::on_timeout`] half-closes it. Nothing to read or write
+    /// here: an idle connection has used up its readiness, so bytes that
+    /// arrive bring an event of their own.
+    pub fn on_stop(&mut self, idle_until: Instant) {
+        if let State::Idle = self.state {
+            self.timer.deadline = self.timer.deadline.min(idle_until);
         }
     }
 
@@ -1122,6 +1108,53 @@ mod tests {
         let _ = h.connection.on_timeout(h.poll.registry(), &mut h.ctx);
         let response = h.read_exactly(30);
         assert_eq!(&response, b"HTTP/1.1 408 Request Timeout\r\n");
+    }
+
+    #[test]
+    fn once_stopping_an_idle_connection_answers_a_last_request_with_close() {
+        let mut h = Harness::new(&[("a.txt", b"aaaa")]);
+        assert_eq!(h.pump(), Outcome::Open);
+        h.ctx.draining = true;
+        let idle_until = h.ctx.clock.now() + Duration::from_secs(1);
+        h.connection.on_stop(idle_until);
+        assert_eq!(
+            h.state(),
+            "Idle",
+            "no FIN yet: a request may be on the wire"
+        );
+        assert_eq!(h.connection.timer.deadline, idle_until);
+        h.client
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Close);
+        h.connection.close(&mut h.ctx);
+        let mut response = Vec::new();
+        h.client.read_to_end(&mut response).unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.contains("Connection: close\r\n"), "{response}");
+        assert!(response.ends_with("aaaa"), "{response}");
+    }
+
+    #[test]
+    fn once_stopping_an_idle_connection_still_idle_after_the_grace_half_closes() {
+        let mut h = Harness::new(&[]);
+        assert_eq!(h.pump(), Outcome::Open);
+        h.ctx.draining = true;
+        h.connection.on_stop(h.ctx.clock.now());
+        assert_eq!(
+            h.connection.on_timeout(h.poll.registry(), &mut h.ctx),
+            Outcome::Open
+        );
+        // Our FIN, not a reset: a request sent now is read and discarded, and
+        // the client sees an orderly end it may retry after.
+        assert_eq!(h.state(), "Lingering");
+        h.client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut received = Vec::new();
+        h.client.read_to_end(&mut received).unwrap();
+        assert!(received.is_empty());
+        h.client.shutdown(std::net::Shutdown::Both).unwrap();
+        assert_eq!(h.pump(), Outcome::Close);
     }
 
     #[test]

@@ -11,21 +11,48 @@
 //!                                   │  still accepting       response says
 //!                                   │  (--drain-delay)       Connection: close
 //!                                   ▼
-//!                                 Stopping { deadline }     listener closed; idle
-//!                                   │  responses in flight   connections half-closed
-//!                                   │  (--shutdown-timeout)  and read until the
-//!                                   ▼                        client closes
+//!                                 Stopping { deadline,      listener closed; idle
+//!                                   │  idle_until }         connections may send one
+//!                                   │  responses in flight   last request until
+//!                                   │  (--shutdown-timeout)  idle_until, then are
+//!                                   ▼                        half-closed
 //!                                 Stopped  ◄── a second SIGTERM/SIGINT, from any phase
 //! ```
+//!
+//! ## Ending an idle keep-alive connection
+//! A keep-alive client may send its next request at any moment, and the only
+//! race-free way to tell it to stop is in a response: `Connection: close`
+//! (RFC 9112 §9.6). A FIN sent to an idle connection can cross a request
+//! already on the wire; the client then reads an end of stream where it
+//! expected a response, and must guess whether the request was processed (a
+//! load generator such as wrk counts a read error). Clients that keep a
+//! connection busy (a balancer's connection pool, a load generator, a browser
+//! loading a page) send their next request within a round trip. So once
+//! accepting stops, an idle connection is given [`STOP_IDLE_GRACE`]: a request
+//! that arrives meanwhile is answered, with `Connection: close`, and the
+//! client reconnects to another server. Only a connection still idle when the
+//! grace ends is half-closed (our FIN, after which clients retry elsewhere)
+//! and lingers until the client closes too. A request that crosses that FIN
+//! is the one race left, and needs a client idle for the whole grace that
+//! sends at its very end.
 //!
 //! The main thread only *asks* ([`ShutdownRequest::drain`],
 //! [`ShutdownRequest::stop_now`]) and wakes the workers; each worker asks
 //! [`Phase::next`] where it stands after every loop iteration and acts on each
-//! change (see the worker's `enter_phase`). `Stopped` ends the worker's loop:
+//! change (see the worker's `advance_phase`). `Stopped` ends the worker's loop:
 //! whatever is still open is closed and the access log flushed.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
+
+/// Once accepting has stopped, how long an idle keep-alive connection may
+/// still send one last request (answered with `Connection: close`) before it
+/// is half-closed. A second is hundreds of round trips on any network a
+/// balancer sits on, and short enough that a stop waiting on truly idle
+/// clients is not noticeably slower. It never takes more than half of
+/// `--shutdown-timeout`, so that the lingering close that follows has time too
+/// (see [`Phase::Stopping`]).
+pub const STOP_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// What the main thread has asked the workers, shared by all of them. Only
 /// ever moves forward: serving, then draining, then stopping now.
@@ -97,10 +124,14 @@ pub enum Phase {
         until: Instant,
     },
     /// Not accepting; responses in flight finish until `deadline`, idle
-    /// connections are closing.
+    /// connections may send one last request until `idle_until`, then close.
     Stopping {
         /// When whatever is still open is closed anyway.
         deadline: Instant,
+        /// When a connection still idle is half-closed: [`STOP_IDLE_GRACE`]
+        /// after accepting stopped, or half the shutdown timeout if that is
+        /// shorter.
+        idle_until: Instant,
     },
     /// The loop ends: close what is open, flush the log, return.
     Stopped,
@@ -120,8 +151,11 @@ impl Phase {
             },
             Phase::Draining { until } if now >= until => Phase::Stopping {
                 deadline: now + request.shutdown_timeout,
+                idle_until: now + STOP_IDLE_GRACE.min(request.shutdown_timeout / 2),
             },
-            Phase::Stopping { deadline } if !has_connections || now >= deadline => Phase::Stopped,
+            Phase::Stopping { deadline, .. } if !has_connections || now >= deadline => {
+                Phase::Stopped
+            }
             phase => phase,
         }
     }
@@ -136,7 +170,7 @@ impl Phase {
     pub fn ends_at(self) -> Option<Instant> {
         match self {
             Phase::Draining { until } => Some(until),
-            Phase::Stopping { deadline } => Some(deadline),
+            Phase::Stopping { deadline, .. } => Some(deadline),
             Phase::Serving | Phase::Stopped => None,
         }
     }
@@ -169,7 +203,8 @@ mod tests {
         assert_eq!(
             phase,
             Phase::Stopping {
-                deadline: start + 15 * SECOND
+                deadline: start + 15 * SECOND,
+                idle_until: start + 10 * SECOND + STOP_IDLE_GRACE,
             }
         );
         assert_eq!(step(phase, 14 * SECOND, true), phase, "in flight");
@@ -187,9 +222,23 @@ mod tests {
         assert_eq!(
             stopping,
             Phase::Stopping {
-                deadline: now + 5 * SECOND
+                deadline: now + 5 * SECOND,
+                idle_until: now + STOP_IDLE_GRACE,
             }
         );
+    }
+
+    #[test]
+    fn the_idle_grace_takes_at_most_half_the_shutdown_timeout() {
+        let timeout = Duration::from_millis(600);
+        let request = ShutdownRequest::new(Duration::ZERO, timeout);
+        request.drain();
+        let now = Instant::now();
+        let draining = Phase::Serving.next(&request, now, true);
+        let Phase::Stopping { idle_until, .. } = draining.next(&request, now, true) else {
+            panic!("not stopping");
+        };
+        assert_eq!(idle_until, now + timeout / 2);
     }
 
     #[test]
@@ -202,7 +251,10 @@ mod tests {
         for phase in [
             Phase::Serving,
             Phase::Draining { until: now },
-            Phase::Stopping { deadline: now },
+            Phase::Stopping {
+                deadline: now,
+                idle_until: now,
+            },
         ] {
             assert_eq!(phase.next(&request, now, true), Phase::Stopped);
         }

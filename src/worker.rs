@@ -10,7 +10,7 @@
 //!     for each readiness event: run that connection's state machine
 //!     close or answer connections whose deadline passed
 //!     accept new connections until WouldBlock or the connection cap
-//!     follow the shutdown phases: drain, stop accepting, close idle connections
+//!     follow the shutdown phases: drain, stop accepting, end idle connections
 //!     if woken: switch to a reopened access log
 //!     write the access-log buffer and publish the counters if a second has passed
 //! }
@@ -428,9 +428,9 @@ impl Worker {
             // From draining on, every response closes its connection and the
             // health check fails.
             self.ctx.draining = next.is_draining();
-            if let Phase::Stopping { .. } = next {
+            if let Phase::Stopping { idle_until, .. } = next {
                 self.stop_accepting();
-                self.stop_idle_connections();
+                self.stop_idle_connections(idle_until);
             }
         }
     }
@@ -458,17 +458,14 @@ impl Worker {
         }
     }
 
-    /// Tells every connection that accepting has stopped: idle ones end
-    /// without racing a request on the wire ([`Connection::on_stop`]), the
-    /// others finish their response.
-    fn stop_idle_connections(&mut self) {
-        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
-        for key in keys {
-            let connection = &mut self.connections[key];
-            match connection.on_stop(self.poll.registry(), &mut self.ctx) {
-                Outcome::Open => self.timers.schedule(key, &mut connection.timer),
-                Outcome::Close => self.close(key),
-            }
+    /// Tells every connection that accepting has stopped: idle ones may
+    /// send one last request until `idle_until`, then end without racing a
+    /// request on the wire ([`Connection::on_stop`]); the others finish their
+    /// response.
+    fn stop_idle_connections(&mut self, idle_until: Instant) {
+        for (key, connection) in &mut self.connections {
+            connection.on_stop(idle_until);
+            self.timers.schedule(key, &mut connection.timer);
         }
     }
 

@@ -9,11 +9,11 @@
 
 mod support;
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
-use support::netns::{Netns, VethLink};
-use support::tools::{GroupGuard, collect, require, run_ok, skip, spawn_in_group, tail};
+use support::load::Load;
+use support::netns::VethLink;
+use support::tools::{run_ok, skip, tail};
 use support::*;
 
 /// Restarts in the load test, unless `MIOSERVE_RESTARTS` says otherwise.
@@ -21,9 +21,6 @@ const DEFAULT_RESTARTS: u32 = 20;
 
 /// Pause between restarts, so each server serves some of the load.
 const RESTART_INTERVAL: Duration = Duration::from_millis(200);
-
-/// How long wrk may take to print its report once asked to stop.
-const WRK_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_port_in_use_is_refused_unless_joined_on_purpose_and_the_new_server_takes_over() {
@@ -53,48 +50,7 @@ fn a_port_in_use_is_refused_unless_joined_on_purpose_and_the_new_server_takes_ov
     }
 }
 
-/// One wrk run inside the namespace, stopped with SIGINT (wrk then prints its report).
-struct Load {
-    what: &'static str,
-    wrk: Child,
-    _group: GroupGuard,
-    stdout: tools::Collected,
-}
-
-impl Load {
-    fn start(ns: &Netns, what: &'static str, url: &str, extra: &[&str]) -> Load {
-        let wrk = require("wrk", "wrk");
-        let mut command = ns.command(wrk);
-        command
-            .args(["-t", "1", "-c", "4", "-d", "600s", "--timeout", "10s"])
-            .args(extra)
-            .arg(url);
-        let mut wrk = spawn_in_group(&mut command);
-        let group = GroupGuard::new(&wrk);
-        let stdout = collect(wrk.stdout.take().expect("piped stdout"));
-        Load {
-            what,
-            wrk,
-            _group: group,
-            stdout,
-        }
-    }
-
-    /// Stops wrk and returns its report.
-    fn finish(mut self) -> String {
-        let pid = self.wrk.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let exited = wait_until(WRK_REPORT_TIMEOUT, || {
-            self.wrk.try_wait().expect("try_wait").is_some()
-        });
-        assert!(exited, "{}: wrk did not stop", self.what);
-        String::from_utf8_lossy(&self.stdout.finish()).into_owned()
-    }
-}
-
 #[test]
-#[ignore = "needs the graceful drain of issue 13: today's shutdown closes idle and \
-            not-yet-read connections, which wrk counts as read errors (run with --ignored)"]
 fn restarts_under_keep_alive_and_connection_per_request_load_lose_nothing() {
     let test = "restarts_under_keep_alive_and_connection_per_request_load_lose_nothing";
     let restarts: u32 = std::env::var("MIOSERVE_RESTARTS")
@@ -140,16 +96,20 @@ fn restarts_under_keep_alive_and_connection_per_request_load_lose_nothing() {
     std::thread::sleep(RESTART_INTERVAL);
 
     // Both reports first, so that a failure shows both.
-    let reports: Vec<(&str, String)> = loads.into_iter().map(|l| (l.what, l.finish())).collect();
+    let reports: Vec<_> = loads.into_iter().map(|l| (l.what, l.finish())).collect();
     for (what, report) in &reports {
-        assert!(report.contains(" requests in "), "{what}: {report}");
-    }
-    for (what, report) in &reports {
-        // wrk prints these lines only when something went wrong.
-        assert!(
-            !report.contains("Socket errors") && !report.contains("Non-2xx"),
+        assert_eq!(
+            report.failures(),
+            0,
             "{what} load, {restarts} restarts:\n{}\nall reports: {reports:#?}",
-            tail(report)
+            tail(&report.text)
+        );
+    }
+    // The figures docs/deploy.md quotes (`cargo test --test restart -- --nocapture`).
+    for (what, report) in &reports {
+        eprintln!(
+            "{what} load, {restarts} restarts: {}, 0 failed",
+            report.summary()
         );
     }
 }

@@ -11,6 +11,7 @@
 //!   file and error responses).
 //! - [`tools`], [`browser`], [`netns`]: external programs the tests drive (curl, wget, ab,
 //!   h2load, wrk; headless Chromium; network namespaces).
+//! - [`load`]: a constant wrk load while servers restart, and its failure count.
 //!
 //! The first five are re-exported here, so a test file needs only `use support::*;`.
 //! Every test crate compiles this module on its own and uses only part of it, hence the
@@ -22,6 +23,7 @@ pub mod assertions;
 pub mod browser;
 pub mod client;
 pub mod fixture;
+pub mod load;
 pub mod netns;
 pub mod server;
 pub mod tools;

@@ -1,5 +1,9 @@
-//! Two network namespaces joined by a veth pair: a second "host" for tests that need a
-//! client which is not on the server's loopback.
+//! Network namespaces as separate machines, for tests that need a client which is not on
+//! the server's loopback. Two shapes:
+//!
+//! - [`VethLink`]: two namespaces joined by a veth pair, a server and its client;
+//! - [`Lan`]: any number of namespaces on one Ethernet segment (a bridge), for a load
+//!   balancer, its backends and a client.
 //!
 //! ```text
 //!   namespace <server>                         namespace <client>
@@ -17,7 +21,8 @@
 //! are killed first and the namespaces are then freed at once.
 //!
 //! Needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`) and `ip` from `iproute2`;
-//! [`VethLink::create`] says why it cannot run instead of failing, so the test can skip.
+//! [`VethLink::create`] and [`Lan::create`] say why they cannot run instead of failing, so
+//! the test can skip.
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -41,6 +46,31 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// Creates namespace `name` as the first of a set, doubling as the permission probe:
+    /// `Err(reason)` when this process may not create network namespaces (not root, or
+    /// `ip netns add` refused, as in an unprivileged container). Nothing exists then, and
+    /// the caller skips.
+    fn probe(name: String) -> Result<Netns, String> {
+        require("ip", "iproute2");
+        if !is_root() {
+            return Err("not running as root (network namespaces need CAP_SYS_ADMIN)".into());
+        }
+        let added = run(Command::new("ip").args(["netns", "add", &name]), IP_TIMEOUT);
+        if !added.status.success() {
+            return Err(format!(
+                "`ip netns add` is not permitted here: {}",
+                String::from_utf8_lossy(&added.stderr).trim()
+            ));
+        }
+        Ok(Netns { name })
+    }
+
+    /// Creates namespace `name`; any failure is a test failure.
+    fn add(name: String) -> Netns {
+        ip_ok(Command::new("ip").args(["netns", "add", &name]));
+        Netns { name }
+    }
+
     /// `ip netns exec NAME PROGRAM`: a command for `program` inside this namespace.
     /// `ip netns exec` `exec`s the program after entering the namespace, so the child's pid
     /// is the program's own.
@@ -91,12 +121,7 @@ impl VethLink {
     /// container): the caller skips. Any failure after the first namespace exists is a test
     /// failure, and whatever was made is removed again.
     pub fn create() -> Result<VethLink, String> {
-        require("ip", "iproute2");
-        if !is_root() {
-            return Err("not running as root (network namespaces need CAP_SYS_ADMIN)".into());
-        }
-        let pid = std::process::id();
-        let n = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+        let (pid, n) = next_names();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -107,24 +132,8 @@ impl VethLink {
         let server_ip = Ipv4Addr::new(10, 213, x, 4 * y + 1);
         let client_ip = Ipv4Addr::new(10, 213, x, 4 * y + 2);
 
-        // The first namespace doubles as the permission probe: if it cannot be made,
-        // nothing exists yet and the test skips.
-        let server_name = format!("mioserve-s-{pid}-{n}");
-        let added = run(
-            Command::new("ip").args(["netns", "add", &server_name]),
-            IP_TIMEOUT,
-        );
-        if !added.status.success() {
-            return Err(format!(
-                "`ip netns add` is not permitted here: {}",
-                String::from_utf8_lossy(&added.stderr).trim()
-            ));
-        }
-        let server = Netns { name: server_name };
-        let client = Netns {
-            name: format!("mioserve-c-{pid}-{n}"),
-        };
-        ip_ok(Command::new("ip").args(["netns", "add", &client.name]));
+        let server = Netns::probe(format!("mioserve-s-{pid}-{n}"))?;
+        let client = Netns::add(format!("mioserve-c-{pid}-{n}"));
         let link = VethLink {
             server,
             client,
@@ -159,6 +168,86 @@ impl VethLink {
             ns.ip(&["link", "set", ifname, "up"]);
         }
         Ok(link)
+    }
+}
+
+/// The pid and a fresh counter value, which keep the names of namespaces (and of veth
+/// ends made outside them) apart between tests and test processes running at once.
+fn next_names() -> (u32, u32) {
+    (
+        std::process::id(),
+        NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+    )
+}
+
+/// The first address of a [`Lan`]; hosts count up from it.
+const LAN_FIRST_HOST: Ipv4Addr = Ipv4Addr::new(10, 214, 0, 1);
+
+/// Hosts on one Ethernet segment: a namespace per host, each with one interface (`eth0`)
+/// in the /24 of [`LAN_FIRST_HOST`], whose veth peer is plugged into a bridge in a hub
+/// namespace of its own.
+///
+/// ```text
+///   namespace <host 0>     namespace <host 1>     ...
+///   eth0 10.214.0.1/24     eth0 10.214.0.2/24
+///        │                      │
+///   namespace <hub>: br0 ── port0, port1, ...
+/// ```
+///
+/// The addresses exist only inside these namespaces, which reach nothing else, so a fixed
+/// subnet cannot meet another test's. Dropping the `Lan` deletes the hosts' namespaces,
+/// then the hub's (fields drop in declaration order); deleting a namespace deletes its
+/// veth ends, and with them their peers.
+pub struct Lan {
+    /// The hosts, in the order their names were given to [`Lan::create`].
+    pub hosts: Vec<Host>,
+    /// The namespace holding the bridge.
+    hub: Netns,
+}
+
+/// One machine on a [`Lan`].
+pub struct Host {
+    pub ns: Netns,
+    pub ip: Ipv4Addr,
+}
+
+impl Lan {
+    /// Creates one namespace per name in `roles` (the names show in `ip netns list`) and
+    /// plugs them all into one bridge. `Err(reason)` as for [`VethLink::create`].
+    pub fn create(roles: &[&str]) -> Result<Lan, String> {
+        let (pid, n) = next_names();
+        let hub = Netns::probe(format!("mioserve-hub-{pid}-{n}"))?;
+        let mut lan = Lan {
+            hosts: Vec::new(),
+            hub,
+        };
+        lan.hub.ip(&["link", "add", "br0", "type", "bridge"]);
+        lan.hub.ip(&["link", "set", "br0", "up"]);
+        for (i, role) in roles.iter().enumerate() {
+            let ns = Netns::add(format!("mioserve-{role}-{pid}-{n}"));
+            let ip = Ipv4Addr::from(u32::from(LAN_FIRST_HOST) + i as u32);
+            let port = format!("port{i}");
+            ip_ok(Command::new("ip").args([
+                "link",
+                "add",
+                "eth0",
+                "netns",
+                &ns.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &port,
+                "netns",
+                &lan.hub.name,
+            ]));
+            lan.hub.ip(&["link", "set", &port, "master", "br0", "up"]);
+            ns.ip(&["link", "set", "lo", "up"]);
+            ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            lan.hosts.push(Host { ns, ip });
+        }
+        Ok(lan)
     }
 }
 

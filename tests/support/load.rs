@@ -1,0 +1,112 @@
+//! Constant load from `wrk` while a test restarts or kills servers, and what wrk reports
+//! about it afterwards.
+//!
+//! wrk runs until it is stopped (`-d 600s`), so the load lasts exactly as long as the
+//! test's scenario; SIGINT makes it print its report. It counts every failure a client
+//! can see: connections refused, reads that met an end of stream or a reset instead of a
+//! response (`Socket errors: connect N, read N, write N, timeout N`), and answers other
+//! than 2xx or 3xx (`Non-2xx or 3xx responses: N`). It prints those lines only when the
+//! count is not zero.
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use super::netns::Netns;
+use super::server::wait_until;
+use super::tools::{self, GroupGuard, collect, require, spawn_in_group};
+
+/// How long wrk may take to print its report once asked to stop.
+const WRK_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One wrk run inside a namespace, killed with its group if the test ends first.
+pub struct Load {
+    /// What this load is, for messages ("keep-alive", ...).
+    pub what: &'static str,
+    wrk: Child,
+    _group: GroupGuard,
+    stdout: tools::Collected,
+}
+
+impl Load {
+    /// Starts wrk in `ns` against `url` with one thread and 4 connections, `extra`
+    /// arguments after those (a later `-c` wins).
+    pub fn start(ns: &Netns, what: &'static str, url: &str, extra: &[&str]) -> Load {
+        let wrk = require("wrk", "wrk");
+        let mut command = ns.command(wrk);
+        command
+            .args(["-t", "1", "-c", "4", "-d", "600s", "--timeout", "10s"])
+            .args(extra)
+            .arg(url);
+        let mut wrk = spawn_in_group(&mut command);
+        let group = GroupGuard::new(&wrk);
+        let stdout = collect(wrk.stdout.take().expect("piped stdout"));
+        Load {
+            what,
+            wrk,
+            _group: group,
+            stdout,
+        }
+    }
+
+    /// Stops wrk and returns its report.
+    pub fn finish(mut self) -> WrkReport {
+        let pid = self.wrk.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let exited = wait_until(WRK_REPORT_TIMEOUT, || {
+            self.wrk.try_wait().expect("try_wait").is_some()
+        });
+        assert!(exited, "{}: wrk did not stop", self.what);
+        let text = String::from_utf8_lossy(&self.stdout.finish()).into_owned();
+        assert!(text.contains(" requests in "), "{}: {text}", self.what);
+        WrkReport { text }
+    }
+}
+
+/// What wrk printed when it stopped.
+#[derive(Debug)]
+pub struct WrkReport {
+    pub text: String,
+}
+
+impl WrkReport {
+    /// The summary line, e.g. `166351 requests in 6.21s, 41.7MB read`.
+    pub fn summary(&self) -> &str {
+        self.line_with(" requests in ").unwrap_or("?").trim()
+    }
+
+    /// Responses received (wrk counts every complete response, whatever its status).
+    pub fn requests(&self) -> u64 {
+        first_number(self.summary())
+    }
+
+    /// Every request that failed: socket errors of each kind, and answers that were not
+    /// 2xx or 3xx.
+    pub fn failures(&self) -> u64 {
+        let socket_errors: u64 = self
+            .line_with("Socket errors:")
+            .map(|line| line.split(',').map(last_number).sum())
+            .unwrap_or(0);
+        let non_2xx = self.line_with("Non-2xx or 3xx").map_or(0, last_number);
+        socket_errors + non_2xx
+    }
+
+    fn line_with(&self, needle: &str) -> Option<&str> {
+        self.text.lines().find(|line| line.contains(needle))
+    }
+}
+
+fn first_number(text: &str) -> u64 {
+    let digits: String = text
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+fn last_number(text: &str) -> u64 {
+    text.split_whitespace()
+        .last()
+        .and_then(|word| word.parse().ok())
+        .unwrap_or(0)
+}
