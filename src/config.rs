@@ -176,7 +176,7 @@ impl ResponseHeader {
     /// Parses `Name: value`, refusing what would corrupt a response: a name
     /// that is not a token, a value with control characters (CR or LF would
     /// start a new field, or end the head), and the fields in
-    /// [`MANAGED_HEADERS`].
+    /// `MANAGED_HEADERS`.
     pub fn parse(field: &str) -> Result<ResponseHeader, String> {
         let Some((name, value)) = field.split_once(':') else {
             return Err("expected 'Name: value', e.g. 'Cache-Control: max-age=3600'".to_owned());
