@@ -176,6 +176,9 @@ pub enum Served<'a> {
     File(FileBody<'a>),
     /// A directory named without its trailing slash ([`Lookup::AddSlash`]).
     AddSlash,
+    /// A directory without an index file ([`Lookup::NoIndex`]); never
+    /// cached, since a listing is built afresh.
+    NoIndex(File),
     /// Nothing we will serve ([`Lookup::Refused`]).
     Refused(Status),
 }
@@ -189,6 +192,7 @@ impl From<Lookup> for Served<'static> {
                 file: file.file,
             }),
             Lookup::AddSlash => Served::AddSlash,
+            Lookup::NoIndex(directory) => Served::NoIndex(directory),
             Lookup::Refused(status) => Served::Refused(status),
         }
     }
@@ -265,6 +269,11 @@ impl FileCache {
         for watch in released {
             self.release_watch(watch);
         }
+    }
+
+    /// The file [`FileCache::hide`] hides, if any: a listing leaves it out.
+    pub fn hidden(&self) -> Option<Inode> {
+        self.hidden
     }
 
     /// The inotify descriptor, for the worker to register with its `Poll`.

@@ -142,6 +142,97 @@ pub fn worker_share(max_connections: usize, workers: usize, worker: usize) -> us
     share.max(1)
 }
 
+/// Header fields the server writes itself, which `--header` may not add: a
+/// second `Content-Length` or `Transfer-Encoding` would make the framing
+/// ambiguous, and a second copy of the others would contradict the first.
+const MANAGED_HEADERS: [&str; 13] = [
+    "Accept-Ranges",
+    "Connection",
+    "Content-Length",
+    "Content-Range",
+    "Content-Type",
+    "Date",
+    "ETag",
+    "Keep-Alive",
+    "Last-Modified",
+    "Server",
+    "Transfer-Encoding",
+    "Upgrade",
+    "Vary",
+];
+
+/// One header field added to every file response (`--header`), checked
+/// once at start so that nothing a client receives can be malformed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHeader {
+    /// The field name, a token (RFC 9110 §5.1).
+    pub name: String,
+    /// The value, without surrounding whitespace: visible ASCII, spaces and
+    /// tabs (RFC 9110 §5.5); never CR, LF or NUL.
+    pub value: String,
+}
+
+impl ResponseHeader {
+    /// Parses `Name: value`, refusing what would corrupt a response: a name
+    /// that is not a token, a value with control characters (CR or LF would
+    /// start a new field, or end the head), and the fields in
+    /// `MANAGED_HEADERS`.
+    pub fn parse(field: &str) -> Result<ResponseHeader, String> {
+        let Some((name, value)) = field.split_once(':') else {
+            return Err("expected 'Name: value', e.g. 'Cache-Control: max-age=3600'".to_owned());
+        };
+        let is_tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(format!("'{name}' is not a valid header name"));
+        }
+        if let Some(managed) = MANAGED_HEADERS
+            .iter()
+            .find(|managed| managed.eq_ignore_ascii_case(name))
+        {
+            return Err(format!("{managed} is set by mioserve itself"));
+        }
+        let value = value.trim_matches([' ', '\t']);
+        let is_field_byte = |b: u8| b == b' ' || b == b'\t' || b.is_ascii_graphic();
+        if !value.bytes().all(is_field_byte) {
+            return Err("a header value may hold only visible ASCII, spaces and tabs".to_owned());
+        }
+        Ok(ResponseHeader {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// Which origins may read responses from other sites' pages (`--cors`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Any origin: `Access-Control-Allow-Origin: *` (`--cors`).
+    Any,
+    /// Only these, each `scheme://host[:port]` (`--cors=ORIGIN`, repeatable):
+    /// a request's `Origin` is echoed when it is one of them.
+    Only(Vec<String>),
+}
+
+/// Checks a `--cors=ORIGIN` value: a serialized origin (RFC 6454 §6.2),
+/// `scheme://host` with an optional port and nothing after it, as browsers
+/// send it in `Origin` and compare it with `Access-Control-Allow-Origin`.
+pub fn parse_origin(origin: &str) -> Result<String, String> {
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let valid = host.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    });
+    if valid {
+        Ok(origin.to_owned())
+    } else {
+        Err("an origin is scheme://host[:port], e.g. https://app.example.com".to_owned())
+    }
+}
+
 /// Where access-log lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogTarget {
@@ -192,6 +283,17 @@ pub struct Config {
     pub drain_delay: Duration,
     /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
     pub shutdown_timeout: Duration,
+    /// Whether a directory without an index file gets a listing
+    /// (`--list-dirs`) instead of `403`.
+    pub list_dirs: bool,
+    /// Fields added to every `2xx` and `304` answer with a file or a listing
+    /// (`--header`).
+    pub headers: Vec<ResponseHeader>,
+    /// Which origins get CORS headers (`--cors`), if any.
+    pub cors: Option<CorsOrigins>,
+    /// The page served for missing paths that ask for HTML (`--fallback`),
+    /// an absolute URL path such as `/index.html`.
+    pub fallback: Option<String>,
 }
 
 impl Config {
@@ -214,6 +316,10 @@ impl Config {
             health_path: None,
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            list_dirs: false,
+            headers: Vec::new(),
+            cors: None,
+            fallback: None,
         }
     }
 }
@@ -235,6 +341,49 @@ mod tests {
         assert_eq!(default_max_connections(1024, 1), 955);
         // A limit too small for the reserve still lets every worker hold one.
         assert_eq!(default_max_connections(40, 4), 4);
+    }
+
+    #[test]
+    fn response_headers_are_checked_at_start() {
+        let parsed = ResponseHeader::parse("Cache-Control:  max-age=3600 ").unwrap();
+        assert_eq!(
+            (parsed.name.as_str(), parsed.value.as_str()),
+            ("Cache-Control", "max-age=3600")
+        );
+        assert!(ResponseHeader::parse("X-Empty:").is_ok());
+        for bad in [
+            "no colon",
+            ": value",
+            "Bad Name: x",
+            "X-Split: a\r\nSet-Cookie: b",
+            "X-Line: a\nb",
+            "X-Nul: a\0b",
+            "X-Utf8: caf\u{e9}",
+            "content-length: 5",
+            "Transfer-Encoding: chunked",
+        ] {
+            assert!(ResponseHeader::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:3000",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(parse_origin(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "app.example.com",
+            "https://",
+            "https://a.example/path",
+            "*",
+            "https://a b",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub enum Lookup {
     /// A directory named without its trailing slash: redirect to `target/`,
     /// so relative links inside its index page resolve against the directory.
     AddSlash,
+    /// A directory request (`/dir/`) for a directory without an index file:
+    /// the open directory, for a listing ([`crate::listing`]) when those are
+    /// enabled, `403` otherwise.
+    NoIndex(File),
     /// Nothing we will serve.
     Refused(Status),
 }
@@ -219,17 +223,20 @@ impl DocumentRoot {
             if form == PathForm::File {
                 return Ok(Lookup::AddSlash);
             }
+            let directory_len = path.len();
             if !path.is_empty() {
                 path.push(b'/');
             }
             path.extend_from_slice(INDEX_FILE.as_bytes());
-            let index = self
-                .open_relative(path)
-                .map_err(|error| match error.raw_os_error() {
-                    // A directory without an index is not listed.
-                    Some(libc::ENOENT) => io::Error::from_raw_os_error(libc::EACCES),
-                    _ => error,
-                })?;
+            let index = match self.open_relative(path) {
+                Ok(index) => index,
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
+                    // The path names the directory again, for its listing.
+                    path.truncate(directory_len);
+                    return Ok(Lookup::NoIndex(file));
+                }
+                Err(error) => return Err(error),
+            };
             let metadata = index.metadata()?;
             return serve_regular(index, metadata, path);
         }
@@ -238,8 +245,9 @@ impl DocumentRoot {
 
     /// Opens a decoded relative path (empty for the root itself) under the
     /// root, following symlinks only as the [`SymlinkPolicy`] allows and
-    /// never to a dot file (see "Symlinks" above).
-    fn open_relative(&self, path: &mut Vec<u8>) -> io::Result<File> {
+    /// never to a dot file (see "Symlinks" above). A listing opens the
+    /// symlinks it finds with this, so it shows exactly what would be served.
+    pub fn open_relative(&self, path: &mut Vec<u8>) -> io::Result<File> {
         match &self.confinement {
             Confinement::Openat2 => {
                 let len = path.len();
@@ -290,10 +298,9 @@ impl DocumentRoot {
     /// the root, or anywhere on the path if a symlink left the root.
     fn check_resolved(&self, resolved: &Path) -> io::Result<()> {
         let shown = resolved.strip_prefix(&self.canonical).unwrap_or(resolved);
-        let hidden = shown.components().any(|component| {
-            let name = component.as_os_str().as_bytes();
-            name.starts_with(b".") && name != SERVED_DOT_DIRECTORY
-        });
+        let hidden = shown
+            .components()
+            .any(|component| is_hidden_name(component.as_os_str().as_bytes()));
         if hidden {
             Err(io::Error::from_raw_os_error(libc::ENOENT))
         } else {
@@ -426,11 +433,15 @@ fn end_segment(out: &mut Vec<u8>, start: usize) -> Result<bool, Status> {
             Ok(true)
         }
         b".." => Err(Status::BadRequest),
-        segment if segment.starts_with(b".") && segment != SERVED_DOT_DIRECTORY => {
-            Err(Status::NotFound)
-        }
+        segment if is_hidden_name(segment) => Err(Status::NotFound),
         _ => Ok(false),
     }
+}
+
+/// Whether a file name is a dot file we never serve (nor list): any name
+/// that starts with a dot, but [`SERVED_DOT_DIRECTORY`].
+pub fn is_hidden_name(name: &[u8]) -> bool {
+    name.starts_with(b".") && name != SERVED_DOT_DIRECTORY
 }
 
 /// The bytes of a decoded path that a URL path must percent-encode: controls,
@@ -673,6 +684,7 @@ mod tests {
         match root.lookup(target.as_bytes(), &mut Vec::new()) {
             Lookup::File(file) => Ok(file.len),
             Lookup::AddSlash => Err(Status::MovedPermanently),
+            Lookup::NoIndex(_) => Err(Status::Forbidden),
             Lookup::Refused(status) => Err(status),
         }
     }

@@ -16,7 +16,8 @@
 //!    the last response).
 //! 4. [`http`] parses the request head and formats the response head.
 //! 5. [`respond`] decides the answer; [`files`] maps the URL to a file under
-//!    the document root, never outside it.
+//!    the document root, never outside it; [`listing`] lists a directory
+//!    without an index file (`--list-dirs`).
 //! 6. [`log`] buffers the access-log line; the worker writes its buffer at
 //!    once to a terminal or pipe, once a second to a file, and follows the
 //!    file when `SIGHUP` reopens it.
@@ -50,6 +51,7 @@ pub mod drain;
 pub mod files;
 pub mod http;
 pub mod listeners;
+pub mod listing;
 pub mod log;
 pub mod proxy;
 pub mod respond;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mioserve::config::{self, Config, LogTarget};
+use mioserve::config::{self, Config, CorsOrigins, LogTarget, ResponseHeader};
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
 use mioserve::trace::TraceLevel;
@@ -142,6 +142,38 @@ struct Args {
     /// then whatever is still open is closed.
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_timeout: u64,
+
+    /// List directories that have no index.html (HTML, or JSON for
+    /// `Accept: application/json`); dot files, special files and symlinks
+    /// the server would not follow are left out. Without it: 403.
+    #[arg(long)]
+    list_dirs: bool,
+
+    /// Add a header to every 200, 206 and 304 answer with a file or a
+    /// listing, e.g. 'Cache-Control: max-age=3600' (repeatable).
+    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = ResponseHeader::parse)]
+    headers: Vec<ResponseHeader>,
+
+    /// Let pages from other sites read the files (CORS): `--cors` allows any
+    /// origin (`*`), `--cors=ORIGIN` only that one (repeatable); OPTIONS
+    /// preflights are answered.
+    #[arg(long, value_name = "ORIGIN", num_args = 0..=1, require_equals = true, default_missing_value = "*", value_parser = parse_cors_origin)]
+    cors: Vec<String>,
+
+    /// For single-page apps: answer a GET or HEAD for a missing path whose
+    /// last segment has no extension, from a client that accepts HTML, with
+    /// this file (e.g. /index.html) and 200. Missing assets stay 404.
+    #[arg(long, value_name = "PATH")]
+    fallback: Option<String>,
+}
+
+/// `--cors`'s value: `*` (the flag alone) or one origin.
+fn parse_cors_origin(origin: &str) -> Result<String, String> {
+    if origin == "*" {
+        Ok(origin.to_owned())
+    } else {
+        config::parse_origin(origin)
+    }
 }
 
 impl Args {
@@ -172,6 +204,14 @@ impl Args {
         config.health_path = self.health_path;
         config.drain_delay = Duration::from_secs(self.drain_delay);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        config.list_dirs = self.list_dirs;
+        config.headers = self.headers;
+        config.cors = match self.cors {
+            origins if origins.is_empty() => None,
+            origins if origins.iter().any(|origin| origin == "*") => Some(CorsOrigins::Any),
+            origins => Some(CorsOrigins::Only(origins)),
+        };
+        config.fallback = self.fallback;
         config
     }
 }
@@ -247,6 +287,31 @@ mod tests {
         assert_eq!(args.trace, TraceLevel::Events);
         let args = Args::try_parse_from(["mioserve", "-p", "0", "-b", "::1", "-t", "3"]).unwrap();
         assert_eq!((args.port, args.threads), (0, Some(3)));
+    }
+
+    #[test]
+    fn cors_never_swallows_the_root() {
+        let config = |args: &[&str]| Args::try_parse_from(args).unwrap().into_config();
+        let any = config(&["mioserve", "--cors", "site"]);
+        assert_eq!(
+            (any.cors, any.root),
+            (Some(CorsOrigins::Any), PathBuf::from("site"))
+        );
+        let only = config(&[
+            "mioserve",
+            "--cors=https://a.example",
+            "--cors=http://b.example",
+        ]);
+        assert_eq!(
+            only.cors,
+            Some(CorsOrigins::Only(vec![
+                "https://a.example".to_owned(),
+                "http://b.example".to_owned()
+            ]))
+        );
+        assert_eq!(config(&["mioserve"]).cors, None);
+        assert!(Args::try_parse_from(["mioserve", "--cors=a.example"]).is_err());
+        assert!(Args::try_parse_from(["mioserve", "--header", "X: a\r\nY: b"]).is_err());
     }
 
     #[test]

@@ -23,17 +23,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{FileBody, FileCache, Served};
-use crate::config::UNAVAILABLE_RETRY_AFTER;
-use crate::files::{self, DocumentRoot, SymlinkPolicy};
+use crate::config::{CorsOrigins, ResponseHeader, UNAVAILABLE_RETRY_AFTER};
+use crate::files::{self, DocumentRoot, Lookup, PathForm, SymlinkPolicy};
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
-use crate::http::validators;
-use crate::http::{Method, Request, Span, Status};
+use crate::http::validators::{self, EntityTag};
+use crate::http::{Method, Request, Span, Status, accept};
+use crate::listing::{self, Format, Listing};
 use crate::stats::StatsBoard;
 
 /// The methods we allow, for the `Allow` header of the `204` that answers
 /// `OPTIONS` and of `405` (RFC 9110 §9.3.7, §15.5.6).
 pub const ALLOWED_METHODS: &[u8] = b"GET, HEAD, OPTIONS";
+
+/// The request headers a CORS preflight is told it may send
+/// (`Access-Control-Allow-Headers`): a fixed list, the ones the server reads
+/// besides the CORS-safelisted ones. Echoing whatever a preflight asks for
+/// would promise to honour headers that a static server ignores.
+pub const CORS_ALLOWED_HEADERS: &[u8] = b"Range, If-None-Match, If-Modified-Since, If-Range";
+
+/// How long a browser may reuse a preflight's answer
+/// (`Access-Control-Max-Age`), in seconds: Chromium's ceiling.
+const CORS_MAX_AGE_SECS: u64 = 7200;
 
 /// The health check's body while serving: tiny, and the same every time.
 const HEALTHY_BODY: &[u8] = b"ok\n";
@@ -68,6 +79,15 @@ pub struct Site {
     pages: Vec<Box<[u8]>>,
     /// The paths answered by the server itself.
     own: OwnPaths,
+    /// Whether directories without an index are listed (`--list-dirs`).
+    lists_directories: bool,
+    /// The `--header` fields, formatted once as `\r\nName: value` lines
+    /// for [`HeadWriter::fields`]; empty without the flag.
+    added_fields: Box<[u8]>,
+    /// Which origins get CORS headers (`--cors`).
+    cors: Option<CorsOrigins>,
+    /// The decoded path of the `--fallback` page.
+    fallback: Option<Vec<u8>>,
 }
 
 /// One of the server's own answers, found by [`Site::own_answer`].
@@ -86,6 +106,14 @@ pub struct SiteOptions {
     pub own: OwnPaths,
     /// Where symlinks under the root may lead (`--follow-symlinks`).
     pub symlinks: SymlinkPolicy,
+    /// `--list-dirs`.
+    pub list_dirs: bool,
+    /// `--header`.
+    pub headers: Vec<ResponseHeader>,
+    /// `--cors`.
+    pub cors: Option<CorsOrigins>,
+    /// `--fallback`: a URL path that must name a file in the root.
+    pub fallback: Option<String>,
 }
 
 impl Site {
@@ -99,6 +127,15 @@ impl Site {
     /// Like [`Site::open`], with the [`SiteOptions`] the command line chose.
     pub fn open_with(root_path: &Path, options: SiteOptions) -> io::Result<Site> {
         let root = DocumentRoot::open(root_path)?.with_symlinks(options.symlinks);
+        let fallback = options
+            .fallback
+            .map(|target| fallback_path(&root, &target))
+            .transpose()?;
+        let mut added_fields = Vec::new();
+        let mut head = HeadWriter::fields_only(&mut added_fields);
+        for field in &options.headers {
+            head.header(&field.name, field.value.as_bytes());
+        }
         let pages = Status::ALL
             .iter()
             .map(|&status| {
@@ -115,7 +152,41 @@ impl Site {
             root,
             pages,
             own: options.own,
+            lists_directories: options.list_dirs,
+            added_fields: added_fields.into_boxed_slice(),
+            cors: options.cors,
+            fallback,
         })
+    }
+
+    /// Appends the fields every `2xx` or `304` answer with content (a file or
+    /// a listing) carries: the `--header` fields and the CORS ones.
+    fn write_content_fields(&self, request: &Request, input: &[u8], head: &mut HeadWriter<'_>) {
+        head.fields(&self.added_fields);
+        if let Some(cors) = &self.cors {
+            write_allow_origin(cors, request.origin.map(|origin| origin.of(input)), head);
+        }
+    }
+
+    /// Whether a missing path gets the `--fallback` page instead of `404`,
+    /// and whether that depends on `Accept`. The page stands in for the
+    /// routes of a single-page app, which have no extension
+    /// (`/users/42`, `/settings/`); a missing asset (`/app.js`, `/logo.png`,
+    /// or any last segment with a dot) stays `404`, as do requests that
+    /// take no HTML (`fetch()` with `Accept: application/json`).
+    fn fallback_for(&self, request: &Request, input: &[u8]) -> Fallback<'_> {
+        let Some(page) = &self.fallback else {
+            return Fallback::None;
+        };
+        let (path, _query) = files::split_target(request.target.of(input));
+        let last_segment = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+        if last_segment.contains(&b'.') {
+            Fallback::None
+        } else if accept::accepts_html(request.accept.map(|accept| accept.of(input))) {
+            Fallback::Page(page)
+        } else {
+            Fallback::NotAcceptable
+        }
     }
 
     fn page(&self, status: Status) -> &[u8] {
@@ -132,6 +203,55 @@ impl Site {
                 Some(OwnAnswer::Stats(board))
             }
             _ => None,
+        }
+    }
+}
+
+/// What a missing path gets, with `--fallback`.
+#[derive(Clone, Copy, Debug)]
+enum Fallback<'a> {
+    /// `404`, whatever the request accepts.
+    None,
+    /// `404`, because the request takes no HTML (so it varies by `Accept`).
+    NotAcceptable,
+    /// The page at this decoded path.
+    Page(&'a [u8]),
+}
+
+/// Checks a `--fallback` target at start: it must decode to a regular file
+/// in the root (so a typo fails now, not on every missed route).
+fn fallback_path(root: &DocumentRoot, target: &str) -> io::Result<Vec<u8>> {
+    let invalid = |reason: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--fallback {target}: {reason}"),
+        )
+    };
+    let mut path = Vec::new();
+    match files::decode_path(target.as_bytes(), &mut path) {
+        Ok(PathForm::File) => {}
+        _ => return Err(invalid("not a file path like /index.html")),
+    }
+    let decoded = path.clone();
+    match root.lookup_decoded(&mut path, PathForm::File) {
+        Lookup::File(_) => Ok(decoded),
+        _ => Err(invalid("no such file in the root")),
+    }
+}
+
+/// `Access-Control-Allow-Origin` for a request from `origin`: `*` for any
+/// origin, or the origin itself when it is one of those allowed (and then
+/// `Vary: Origin`, since the answer depends on the request's origin).
+fn write_allow_origin(cors: &CorsOrigins, origin: Option<&[u8]>, head: &mut HeadWriter<'_>) {
+    match cors {
+        CorsOrigins::Any => head.header("Access-Control-Allow-Origin", b"*"),
+        CorsOrigins::Only(allowed) => {
+            if let Some(origin) =
+                origin.filter(|origin| allowed.iter().any(|allowed| allowed.as_bytes() == *origin))
+            {
+                head.header("Access-Control-Allow-Origin", origin);
+            }
+            head.header("Vary", b"Origin");
         }
     }
 }
@@ -221,18 +341,18 @@ pub fn answer(
     // connection: otherwise we would parse the body as the next request.
     let keep_alive = request.keep_alive && !request.has_body && env.keep_alive.is_some();
     let is_head = request.method == Method::Head;
-    let status_page = |status: Status, location: Option<&[u8]>, out: &mut Vec<u8>| {
+    let status_page = |status: Status, extra_header, out: &mut Vec<u8>| {
         let page = StatusPage {
             status,
             keep_alive,
             is_head,
-            extra_header: location.map(|location| ("Location", location)),
+            extra_header,
         };
         page.write(site, env, out)
     };
     match request.method {
         Method::Get | Method::Head => {}
-        Method::Options => return answer_options(keep_alive, env, out),
+        Method::Options => return answer_options(site, request, input, keep_alive, env, out),
         Method::NotAllowed => return status_page(Status::MethodNotAllowed, None, out),
         Method::Unknown => return status_page(Status::NotImplemented, None, out),
     }
@@ -244,8 +364,10 @@ pub fn answer(
         Ok(form) => form,
         Err(status) => return status_page(status, None, out),
     };
-    match cache.serve(&site.root, scratch, form, env.now) {
-        Served::File(body) => answer_file(site, request, input, keep_alive, env, body, out),
+    let status = match cache.serve(&site.root, scratch, form, env.now) {
+        Served::File(body) => {
+            return answer_file(site, request, input, keep_alive, env, body, None, out);
+        }
         Served::AddSlash => {
             // The directory's URL with its slash, built from the decoded path
             // rather than copied from the request: `//evil.example` must not
@@ -257,9 +379,39 @@ pub fn answer(
                 location.push(b'?');
                 location.extend_from_slice(query);
             }
-            status_page(Status::MovedPermanently, Some(&location), out)
+            return status_page(Status::MovedPermanently, Some(("Location", &location)), out);
         }
-        Served::Refused(status) => status_page(status, None, out),
+        Served::NoIndex(directory) if site.lists_directories => {
+            let hidden = cache.hidden();
+            let found = Listing::read(&site.root, &directory, scratch, hidden);
+            return match found {
+                Ok(listing) => answer_listing(
+                    site, request, input, &listing, scratch, keep_alive, env, out,
+                ),
+                Err(error) => status_page(files::status_for_error(&error), None, out),
+            };
+        }
+        Served::NoIndex(_) => Status::Forbidden,
+        Served::Refused(status) => status,
+    };
+    if status != Status::NotFound {
+        return status_page(status, None, out);
+    }
+    match site.fallback_for(request, input) {
+        Fallback::None => status_page(status, None, out),
+        Fallback::NotAcceptable => status_page(status, Some(("Vary", b"Accept")), out),
+        Fallback::Page(page) => {
+            scratch.clear();
+            scratch.extend_from_slice(page);
+            match cache.serve(&site.root, scratch, PathForm::File, env.now) {
+                Served::File(body) => {
+                    let vary = Some(&b"Accept"[..]);
+                    answer_file(site, request, input, keep_alive, env, body, vary, out)
+                }
+                // The page was checked at start; it is gone now.
+                _ => status_page(status, None, out),
+            }
+        }
     }
 }
 
@@ -323,7 +475,9 @@ impl StatusPage<'_> {
 
 /// Answers with a file: `200` and its body, `304` when the client's copy is
 /// current, `206` with one byte range, or `416` when the range lies beyond the
-/// end. `input` is the buffer `request`'s spans point into.
+/// end. `input` is the buffer `request`'s spans point into; `vary` names the
+/// request header the choice of this file depended on, if any.
+#[allow(clippy::too_many_arguments)]
 fn answer_file(
     site: &Site,
     request: &Request,
@@ -331,6 +485,7 @@ fn answer_file(
     keep_alive: bool,
     env: Env<'_>,
     body: FileBody<'_>,
+    vary: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) -> Answer {
     let facts = body.facts();
@@ -380,6 +535,10 @@ fn answer_file(
         FileBody::Cached(cached) => head.fields(&cached.fields),
         FileBody::Disk { .. } => facts.write_fields(&mut head),
     }
+    if let Some(vary) = vary {
+        head.header("Vary", vary);
+    }
+    site.write_content_fields(request, input, &mut head);
     // For HEAD this is the length a GET would have received (RFC 9110
     // §8.6).
     if status != Status::NotModified {
@@ -424,9 +583,33 @@ fn answer_file(
 /// §9.3.7). The file is not looked up: the methods are the same for every
 /// path, and a balancer's default health check (HAProxy's bare
 /// `option httpchk` sends `OPTIONS / HTTP/1.0`) needs a cheap answer.
-fn answer_options(keep_alive: bool, env: Env<'_>, out: &mut Vec<u8>) -> Answer {
+///
+/// With `--cors`, the same answer serves CORS preflights (an `OPTIONS` with
+/// `Origin` and `Access-Control-Request-Method`, Fetch standard §3.2.3):
+/// the allowed origin, methods and request headers
+/// ([`CORS_ALLOWED_HEADERS`]), and how long the browser may remember them.
+/// A preflight from an origin not allowed gets no `Access-Control-Allow-Origin`,
+/// which the browser takes as a refusal.
+fn answer_options(
+    site: &Site,
+    request: &Request,
+    input: &[u8],
+    keep_alive: bool,
+    env: Env<'_>,
+    out: &mut Vec<u8>,
+) -> Answer {
     let mut head = HeadWriter::start(out, Status::NoContent, env.date);
     head.header("Allow", ALLOWED_METHODS);
+    let origin = request.origin.map(|origin| origin.of(input));
+    if let Some(cors) = &site.cors
+        && request.is_cors_preflight
+        && origin.is_some()
+    {
+        write_allow_origin(cors, origin, &mut head);
+        head.header("Access-Control-Allow-Methods", ALLOWED_METHODS);
+        head.header("Access-Control-Allow-Headers", CORS_ALLOWED_HEADERS);
+        head.header_number("Access-Control-Max-Age", CORS_MAX_AGE_SECS);
+    }
     // No `Content-Length`: a 204 must not send one (RFC 9110 §8.6).
     head.connection(env.keep_alive.filter(|_| keep_alive));
     head.finish();
@@ -434,6 +617,57 @@ fn answer_options(keep_alive: bool, env: Env<'_>, out: &mut Vec<u8>) -> Answer {
         status: Status::NoContent,
         keep_alive,
         head_len: out.len(),
+        file_body: None,
+        record: Record::Logged,
+    }
+}
+
+/// Answers with a directory listing (`--list-dirs`): `200`, or `304` when
+/// `If-None-Match` holds the tag of the same bytes. The format follows
+/// `Accept` ([`Format::negotiate`]); `path` is the decoded directory path.
+#[allow(clippy::too_many_arguments)]
+fn answer_listing(
+    site: &Site,
+    request: &Request,
+    input: &[u8],
+    listing: &Listing,
+    path: &[u8],
+    keep_alive: bool,
+    env: Env<'_>,
+    out: &mut Vec<u8>,
+) -> Answer {
+    let format = Format::negotiate(request.accept.map(|accept| accept.of(input)));
+    let mut body = Vec::new();
+    listing.render(path, format, &mut body);
+    let etag = EntityTag::of_digest(listing::digest(&body), body.len() as u64);
+    let not_modified = request
+        .if_none_match
+        .is_some_and(|tags| validators::none_match_fails(tags.of(input), &etag));
+    let status = if not_modified {
+        Status::NotModified
+    } else {
+        Status::Ok
+    };
+    let mut head = HeadWriter::start(out, status, env.date);
+    head.header("ETag", etag.as_bytes());
+    head.header("Vary", b"Accept");
+    site.write_content_fields(request, input, &mut head);
+    if status == Status::Ok {
+        head.content_type(format.media_type());
+        head.header("X-Content-Type-Options", b"nosniff");
+        head.header("Content-Security-Policy", listing::CONTENT_SECURITY_POLICY);
+        head.header_number("Content-Length", body.len() as u64);
+    }
+    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.finish();
+    let head_len = out.len();
+    if status == Status::Ok && request.method == Method::Get {
+        out.extend_from_slice(&body);
+    }
+    Answer {
+        status,
+        keep_alive,
+        head_len,
         file_body: None,
         record: Record::Logged,
     }

@@ -148,6 +148,10 @@ impl Server {
                     .map(|path| (path, Arc::clone(&board))),
             },
             symlinks: config.symlinks,
+            list_dirs: config.list_dirs,
+            headers: config.headers.clone(),
+            cors: config.cors.clone(),
+            fallback: config.fallback.clone(),
         };
         let site = Site::open_with(&config.root, options).map_err(|error| {
             StartError::new(format!("cannot serve '{}'", config.root.display()), error)

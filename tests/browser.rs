@@ -592,3 +592,34 @@ report("seekedTo", Math.round(audio.currentTime));
         "no range started near the seek target: {ranged:?}"
     );
 }
+
+/// `--list-dirs` in a real browser: the listing renders as a table, a file name that is
+/// markup (an `<img onerror>` and a `<script>`) shows as text and creates no element, and
+/// the link the rendered page holds leads to the file.
+#[test]
+fn a_listing_renders_names_as_text_and_its_links_lead_to_the_files() {
+    let fixture = Fixture::new();
+    fs::create_dir(fixture.path("files")).unwrap();
+    fixture.write("files/notes.txt", b"plain notes\n");
+    let img = "<img src=x onerror=\"document.title='pwned'\">";
+    let script = "<script>document.title='pwned'<\\script>";
+    fixture.write(&format!("files/{img}"), b"img\n");
+    fixture.write(&format!("files/{script}"), b"script\n");
+    let server = TestServer::start(fixture.root(), &["--list-dirs"]);
+    let chromium = Chromium::new();
+    let dom = chromium.dump_dom(&url(&server, "/files/"));
+    assert!(dom.contains("<title>Index of /files/</title>"), "{dom}");
+    assert_eq!(dom.matches("<img").count(), 0, "{dom}");
+    assert_eq!(dom.matches("<script").count(), 0, "{dom}");
+    assert!(
+        dom.contains("&lt;img src=x onerror=\"document.title='pwned'\"&gt;"),
+        "{dom}"
+    );
+    let href = dom
+        .split("href=\"")
+        .find(|rest| rest.starts_with("/files/notes"))
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .expect("a link to notes.txt");
+    let file = chromium.dump_dom(&url(&server, href));
+    assert!(file.contains("plain notes"), "{file}");
+}

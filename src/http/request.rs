@@ -115,6 +115,14 @@ pub struct Request {
     pub range: Option<Span>,
     /// The `If-Range` value (an entity tag or a date).
     pub if_range: Option<Span>,
+    /// The `Accept` value: read only where the answer depends on it (a
+    /// listing's format, the `--fallback` page).
+    pub accept: Option<Span>,
+    /// The `Origin` value, for `--cors`.
+    pub origin: Option<Span>,
+    /// Whether an `Access-Control-Request-Method` field is present: an
+    /// `OPTIONS` with it (and `Origin`) is a CORS preflight.
+    pub is_cors_preflight: bool,
     /// Whether a body follows the head (`Content-Length` > 0 or
     /// `Transfer-Encoding`). We never read bodies, so such a connection is
     /// closed after the response rather than misreading the body as the next
@@ -256,6 +264,9 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
         if_none_match: fields.if_none_match,
         range: fields.range,
         if_range: fields.if_range,
+        accept: fields.accept,
+        origin: fields.origin,
+        is_cors_preflight: fields.access_control_request_method,
         has_body: fields.has_body,
     }))
 }
@@ -396,6 +407,9 @@ struct Fields {
     if_none_match: Option<Span>,
     range: Option<Span>,
     if_range: Option<Span>,
+    accept: Option<Span>,
+    origin: Option<Span>,
+    access_control_request_method: bool,
 }
 
 impl Fields {
@@ -442,6 +456,12 @@ impl Fields {
                 fields.if_range = value();
             } else if name.eq_ignore_ascii_case("if-modified-since") {
                 fields.if_modified_since = value();
+            } else if name.eq_ignore_ascii_case("accept") {
+                fields.accept = value();
+            } else if name.eq_ignore_ascii_case("origin") {
+                fields.origin = value();
+            } else if name.eq_ignore_ascii_case("access-control-request-method") {
+                fields.access_control_request_method = true;
             }
         }
         if fields.chunked && fields.content_length.is_some() {

@@ -32,10 +32,17 @@ impl EntityTag {
         let nanos = modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |age| age.as_nanos() as u64);
+        EntityTag::of_digest(nanos, len)
+    }
+
+    /// A tag of the same shape for content the server generates (a
+    /// directory listing): `digest` is a hash of the content, `len` its
+    /// length.
+    pub fn of_digest(digest: u64, len: u64) -> EntityTag {
         let mut bytes = [0u8; ENTITY_TAG_CAPACITY];
         let mut unused = &mut bytes[..];
         // Two u64 in hex always fit.
-        let _ = write!(unused, "\"{nanos:x}-{len:x}\"");
+        let _ = write!(unused, "\"{digest:x}-{len:x}\"");
         let len = ENTITY_TAG_CAPACITY - unused.len();
         EntityTag {
             bytes,
