@@ -192,6 +192,10 @@ pub struct Config {
     pub drain_delay: Duration,
     /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
     pub shutdown_timeout: Duration,
+    /// Whether to serve a file's precompressed sidecars (`file.br`,
+    /// `file.zst`, `file.gz`) to clients that accept them
+    /// (`--precompressed`; see [`crate::http::encoding`]).
+    pub precompressed: bool,
 }
 
 impl Config {
@@ -214,6 +218,7 @@ impl Config {
             health_path: None,
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            precompressed: false,
         }
     }
 }

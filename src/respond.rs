@@ -7,7 +7,10 @@
 //! from the worker's [`FileCache`]), or a file to send with `sendfile`.
 //! It never touches the socket: the connection's state machine does the I/O.
 //! Where a file's bytes come from is the cache's business
-//! ([`FileCache::serve`]); this module makes the HTTP decisions around them.
+//! ([`FileCache::serve`], which also picks a precompressed sidecar by
+//! `Accept-Encoding` under `--precompressed`); this module makes the HTTP
+//! decisions around them: validators and ranges apply to whichever
+//! representation was picked, the encoded bytes of a sidecar included.
 //!
 //! Besides files, the server answers a few requests about itself, ahead of
 //! the document root: `OPTIONS` for any target (`answer_options`), and the
@@ -22,9 +25,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cache::{FileBody, FileCache, Served};
+use crate::cache::{FileBody, FileCache, Served, VARY_VALUE};
 use crate::config::UNAVAILABLE_RETRY_AFTER;
 use crate::files::{self, DocumentRoot, SymlinkPolicy};
+use crate::http::encoding::AcceptEncoding;
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
 use crate::http::validators;
@@ -68,6 +72,9 @@ pub struct Site {
     pages: Vec<Box<[u8]>>,
     /// The paths answered by the server itself.
     own: OwnPaths,
+    /// Whether files may be answered with a precompressed sidecar
+    /// (`--precompressed`); when off, `Accept-Encoding` is never read.
+    precompressed: bool,
 }
 
 /// One of the server's own answers, found by [`Site::own_answer`].
@@ -86,6 +93,8 @@ pub struct SiteOptions {
     pub own: OwnPaths,
     /// Where symlinks under the root may lead (`--follow-symlinks`).
     pub symlinks: SymlinkPolicy,
+    /// Whether to serve precompressed sidecars (`--precompressed`).
+    pub precompressed: bool,
 }
 
 impl Site {
@@ -115,6 +124,7 @@ impl Site {
             root,
             pages,
             own: options.own,
+            precompressed: options.precompressed,
         })
     }
 
@@ -244,7 +254,10 @@ pub fn answer(
         Ok(form) => form,
         Err(status) => return status_page(status, None, out),
     };
-    match cache.serve(&site.root, scratch, form, env.now) {
+    let accepted = site
+        .precompressed
+        .then(|| AcceptEncoding::new(request.accept_encoding.map(|span| span.of(input))));
+    match cache.serve(&site.root, scratch, form, accepted, env.now) {
         Served::File(body) => answer_file(site, request, input, keep_alive, env, body, out),
         Served::AddSlash => {
             // The directory's URL with its slash, built from the decoded path
@@ -376,7 +389,14 @@ fn answer_file(
         // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
         // always have an ETag) and states no length. A length is allowed,
         // but load generators such as wrk read it as a body to wait for.
-        _ if status == Status::NotModified => head.header("ETag", facts.etag.as_bytes()),
+        // `Vary` too, for a path with sidecars: a 304 sends what a 200 would
+        // of `ETag` and `Vary` (RFC 9110 §15.4.5).
+        _ if status == Status::NotModified => {
+            head.header("ETag", facts.etag.as_bytes());
+            if facts.variant.varies() {
+                head.header("Vary", VARY_VALUE);
+            }
+        }
         FileBody::Cached(cached) => head.fields(&cached.fields),
         FileBody::Disk { .. } => facts.write_fields(&mut head),
     }

@@ -148,6 +148,7 @@ impl Server {
                     .map(|path| (path, Arc::clone(&board))),
             },
             symlinks: config.symlinks,
+            precompressed: config.precompressed,
         };
         let site = Site::open_with(&config.root, options).map_err(|error| {
             StartError::new(format!("cannot serve '{}'", config.root.display()), error)

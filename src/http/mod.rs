@@ -1,12 +1,14 @@
 //! HTTP/1.1 as mioserve speaks it: parsing request heads ([`request`]),
 //! interpreting the conditional headers ([`validators`]) and `Range`
-//! ([`range`]), writing response heads ([`response`]) and the status codes we
+//! ([`range`]), choosing among precompressed files by `Accept-Encoding`
+//! ([`encoding`]), writing response heads ([`response`]) and the status codes we
 //! answer with ([`status`]).
 //!
 //! Nothing here does I/O or allocates per request: the parser borrows the
 //! connection's read buffer and describes the request with offsets into it;
 //! the head writer appends to a pooled output buffer.
 
+pub mod encoding;
 pub mod range;
 pub mod request;
 pub mod response;

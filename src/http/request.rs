@@ -5,8 +5,9 @@
 //! folding and whitespace before a header's colon in requests). On top of it
 //! this module applies the rules a static-file server needs: which methods
 //! exist, the `Host` requirement, keep-alive and unambiguous message framing;
-//! and it notes where the conditional and `Range` headers are, which
-//! [`crate::respond`] interprets only when a file is answered.
+//! and it notes where the conditional, `Range` and `Accept-Encoding` headers
+//! are, which [`crate::respond`] interprets only when a file is answered (and
+//! `Accept-Encoding` only with `--precompressed`).
 //!
 //! [`parse`] separates three outcomes, as httparse does: a complete request, a
 //! head that is merely incomplete (`Parsed::Partial`: "need more bytes" is not
@@ -115,6 +116,11 @@ pub struct Request {
     pub range: Option<Span>,
     /// The `If-Range` value (an entity tag or a date).
     pub if_range: Option<Span>,
+    /// The `Accept-Encoding` value (codings with weights), read only with
+    /// `--precompressed` ([`crate::http::encoding`]). A request with the
+    /// field twice gets an empty span: "no coding", always a safe answer,
+    /// where joining the two lists would need a copy.
+    pub accept_encoding: Option<Span>,
     /// Whether a body follows the head (`Content-Length` > 0 or
     /// `Transfer-Encoding`). We never read bodies, so such a connection is
     /// closed after the response rather than misreading the body as the next
@@ -256,6 +262,7 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
         if_none_match: fields.if_none_match,
         range: fields.range,
         if_range: fields.if_range,
+        accept_encoding: fields.accept_encoding,
         has_body: fields.has_body,
     }))
 }
@@ -396,6 +403,7 @@ struct Fields {
     if_none_match: Option<Span>,
     range: Option<Span>,
     if_range: Option<Span>,
+    accept_encoding: Option<Span>,
 }
 
 impl Fields {
@@ -442,6 +450,11 @@ impl Fields {
                 fields.if_range = value();
             } else if name.eq_ignore_ascii_case("if-modified-since") {
                 fields.if_modified_since = value();
+            } else if name.eq_ignore_ascii_case("accept-encoding") {
+                fields.accept_encoding = match fields.accept_encoding {
+                    None => value(),
+                    Some(_) => Some(Span::default()),
+                };
             }
         }
         if fields.chunked && fields.content_length.is_some() {
@@ -561,6 +574,18 @@ mod tests {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
         let since = complete(raw).if_modified_since.unwrap();
         assert_eq!(since.of(raw), b"Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn accept_encoding_is_kept_as_sent_and_a_repeated_field_is_empty() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br;q=0.5\r\n\r\n";
+        let codings = complete(raw).accept_encoding.unwrap();
+        assert_eq!(codings.of(raw), b"gzip, br;q=0.5");
+        let raw =
+            b"GET / HTTP/1.1\r\nHost: a\r\naccept-encoding: gzip\r\nAccept-Encoding: br\r\n\r\n";
+        assert_eq!(complete(raw).accept_encoding.unwrap().of(raw), b"");
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(complete(raw).accept_encoding, None);
     }
 
     #[test]
