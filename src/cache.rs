@@ -412,6 +412,9 @@ impl FileCache {
             let facts = FileFacts::of(&file, variant);
             Ok((file, facts, sidecars))
         });
+        let Some(accepted) = accepted else {
+            return self.served(original);
+        };
         let (sidecars, original_facts) = match &original {
             Found::Cached => match self.entries.get(&self.key[..]) {
                 Some(entry) => (entry.sidecars, entry.facts),
@@ -422,7 +425,7 @@ impl FileCache {
             } => (*sidecars, *facts),
             Found::NotAFile(_) => return self.served(original),
         };
-        let Some(coding) = accepted.and_then(|accepted| accepted.choose(sidecars)) else {
+        let Some(coding) = accepted.choose(sidecars) else {
             return self.served(original);
         };
         // The sidecar's own entry, under the original's key plus a NUL (which
