@@ -325,8 +325,8 @@ fn answers_match_nginx_gzip_static_on_the_same_tree() {
         .arg("-e")
         .arg(nginx_dir.path().join("error.log"));
     nginx.arg("-c").arg(&config).args(["-g", "daemon off;"]);
-    let child = spawn_in_group(&mut nginx);
-    let _nginx_group = GroupGuard::new(&child);
+    let mut child = spawn_in_group(&mut nginx);
+    let nginx_group = GroupGuard::new(&child);
     let nginx_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     assert!(
         wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(
@@ -371,4 +371,6 @@ fn answers_match_nginx_gzip_static_on_the_same_tree() {
             assert_eq!(decoded(&a), decoded(&b), "{context}");
         }
     }
+    drop(nginx_group);
+    let _ = child.wait();
 }
