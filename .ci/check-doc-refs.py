@@ -106,7 +106,8 @@ EXTRA_CODE = {
     "examples/README.md": "examples",
 }
 # Backticked words shaped like code that name something else.
-NOT_CODE = frozenset({"io_uring"})
+# nginx directives and other names that are not ours.
+NOT_CODE = frozenset({"io_uring", "gzip_static", "gzip_vary", "open_file_cache"})
 # Files whose identifiers count as code.
 CODE_SUFFIXES = (".rs", ".py", ".c", ".lua", ".sh")
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use mioserve::cache::{FileCache, FileFacts};
 use mioserve::files::decode_path;
+use mioserve::http::encoding::Variant;
 use mioserve::http::request::{Parsed, parse};
 use mioserve::http::response::HeadWriter;
 use mioserve::http::validators::EntityTag;
@@ -98,6 +99,7 @@ fn main() {
         modified,
         etag: EntityTag::of(modified, 1234),
         mime: "text/html",
+        variant: Variant::Sole,
     };
     report(
         "response head",

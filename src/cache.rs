@@ -38,6 +38,21 @@
 //! read is not cached at all, and that request is answered from the open
 //! file, with `sendfile`.
 //!
+//! ## Precompressed files
+//! With `--precompressed` a file may have sidecars (`style.css.br`, `.zst`,
+//! `.gz`; see [`crate::http::encoding`]). Whenever the original is opened (a
+//! miss, a revalidation, a file too large to cache) its sidecars are probed
+//! too, and a sidecar older than the original is ignored: it was made from
+//! an earlier version. The original's entry remembers which sidecars it
+//! found, so a hit knows without a system call whether the path varies by
+//! `Accept-Encoding`, and which codings are on offer; a sidecar added later
+//! is noticed when the entry is next revalidated, within [`CACHE_VALIDITY`].
+//! The chosen sidecar is a file like any other, with its own entry (its key
+//! is the original's key, a NUL and the coding's name: no decoded path holds
+//! a NUL), its own watch, validator and length; only its media type is the
+//! original's. Without the flag, nothing is probed and every file is its
+//! path's only representation.
+//!
 //! ## Never the access log
 //! The server's own access log must never be served, whatever the paths: a
 //! `--log` inside the root, a hard link or a symlink to it. Every file is
@@ -61,8 +76,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::files::{DocumentRoot, FileIdentity, Inode, Lookup, PathForm, StaticFile};
+use crate::files::{self, DocumentRoot, FileIdentity, Inode, Lookup, PathForm, StaticFile};
 use crate::http::Status;
+use crate::http::encoding::{AcceptEncoding, Coding, Sidecars, Variant};
 use crate::http::response::HeadWriter;
 use crate::http::validators::EntityTag;
 use crate::sys;
@@ -99,30 +115,51 @@ pub struct FileFacts {
     pub modified: SystemTime,
     /// The strong validator (`ETag`, `If-None-Match`, `If-Range`).
     pub etag: EntityTag,
-    /// Media type from the extension.
+    /// Media type from the extension (a sidecar's is its original's).
     pub mime: &'static str,
+    /// Which representation of its path this is (`--precompressed`).
+    pub variant: Variant,
 }
 
 impl FileFacts {
-    /// The facts of a file just opened.
-    pub fn of(file: &StaticFile) -> FileFacts {
+    /// The facts of a file just opened, as the representation `variant`.
+    pub fn of(file: &StaticFile, variant: Variant) -> FileFacts {
         FileFacts {
             len: file.len,
             modified: file.modified,
             etag: EntityTag::of(file.modified, file.len),
             mime: file.mime,
+            variant,
         }
     }
 
     /// Appends the header fields that describe the file itself (not this
-    /// response): `Content-Type`, `ETag`, `Last-Modified`, `Accept-Ranges`.
+    /// response): `Content-Type`, `Content-Encoding` for a sidecar, `ETag`,
+    /// `Last-Modified`, `Accept-Ranges`, and `Vary` for a path with sidecars.
     pub fn write_fields(&self, head: &mut HeadWriter<'_>) {
         head.content_type(self.mime);
+        if let Some(coding) = self.variant.content_encoding() {
+            head.header("Content-Encoding", coding.as_bytes());
+        }
         head.header("ETag", self.etag.as_bytes());
         head.date("Last-Modified", self.modified);
         head.header("Accept-Ranges", b"bytes");
+        if self.variant.varies() {
+            head.header("Vary", VARY_VALUE);
+        }
+    }
+
+    /// [`FileFacts::write_fields`], formatted once for a cache entry.
+    fn formatted_fields(&self) -> Box<[u8]> {
+        let mut fields = Vec::new();
+        self.write_fields(&mut HeadWriter::fields_only(&mut fields));
+        fields.into_boxed_slice()
     }
 }
+
+/// The `Vary` of every response for a path with sidecars: which request
+/// field chose the representation (RFC 9110 §12.5.5).
+pub const VARY_VALUE: &[u8] = b"Accept-Encoding";
 
 /// One cached file.
 #[derive(Debug)]
@@ -133,6 +170,10 @@ pub struct CachedFile {
     pub fields: Box<[u8]>,
     /// The whole content.
     pub body: Box<[u8]>,
+    /// Which sidecars the file had when last checked (always none for a
+    /// sidecar's own entry), so that a hit knows whether to negotiate without
+    /// a system call.
+    sidecars: Sidecars,
     /// Which version of the file the body is, to confirm a stale entry.
     identity: FileIdentity,
     /// When the file was last opened and found to be this version.
@@ -183,19 +224,22 @@ pub enum Served<'a> {
     Refused(Status),
 }
 
-impl From<Lookup> for Served<'static> {
-    /// What a lookup found, with a file sent from disk.
-    fn from(lookup: Lookup) -> Served<'static> {
-        match lookup {
-            Lookup::File(file) => Served::File(FileBody::Disk {
-                facts: FileFacts::of(&file),
-                file: file.file,
-            }),
-            Lookup::AddSlash => Served::AddSlash,
-            Lookup::NoIndex(directory) => Served::NoIndex(directory),
-            Lookup::Refused(status) => Served::Refused(status),
-        }
-    }
+/// What [`FileCache::find`] found under the current key.
+#[derive(Debug)]
+enum Found {
+    /// A fresh entry: confirmed, just read, or fresh already.
+    Cached,
+    /// A file to send from disk.
+    Disk {
+        /// The file, open for reading.
+        file: File,
+        /// What the response says about it.
+        facts: FileFacts,
+        /// Its sidecars, probed when it was opened.
+        sidecars: Sidecars,
+    },
+    /// No file: what to answer instead.
+    NotAFile(Served<'static>),
 }
 
 /// A worker's cache of small files, keyed by the decoded path as requested
@@ -341,48 +385,166 @@ impl FileCache {
     /// form `form`): from memory when a fresh copy is cached; otherwise from
     /// `root`, keeping a copy of a small file for the next requests. For a
     /// directory the lookup appends `/index.html` to `path`.
+    ///
+    /// With `--precompressed`, `accepted` is the request's `Accept-Encoding`
+    /// (`None` otherwise): when the file has a sidecar the client accepts,
+    /// the sidecar is served instead, as its own entry (see "Precompressed
+    /// files" above).
     pub fn serve(
         &mut self,
         root: &DocumentRoot,
         path: &mut Vec<u8>,
         form: PathForm,
+        accepted: Option<AcceptEncoding<'_>>,
         now: Instant,
     ) -> Served<'_> {
         set_key(&mut self.key, path, form);
-        let stale = match self.freshness(now) {
-            // Returning the entry found by `freshness` itself is what the
-            // borrow checker cannot yet accept (the other arms go on to change
-            // the cache), hence this second lookup.
-            Freshness::Fresh => {
-                return match self.entries.get(&self.key[..]) {
-                    Some(entry) => Served::File(FileBody::Cached(entry)),
-                    None => Served::from(self.lookup(root, path, form)),
-                };
+        let requested_len = path.len();
+        let probes_sidecars = accepted.is_some();
+        let original = self.find(now, |cache| {
+            let file = match cache.lookup(root, path, form) {
+                Lookup::File(file) => file,
+                Lookup::AddSlash => return Err(Served::AddSlash),
+                Lookup::NoIndex(directory) => return Err(Served::NoIndex(directory)),
+                Lookup::Refused(status) => return Err(Served::Refused(status)),
+            };
+            let sidecars = if probes_sidecars {
+                cache.probe_sidecars(root, path, file.modified)
+            } else {
+                Sidecars::NONE
+            };
+            let variant = if sidecars.is_empty() {
+                Variant::Sole
+            } else {
+                Variant::Identity
+            };
+            let facts = FileFacts::of(&file, variant);
+            Ok((file, facts, sidecars))
+        });
+        let Some(accepted) = accepted else {
+            return self.served(original);
+        };
+        let (sidecars, original_facts) = match &original {
+            Found::Cached => match self.entries.get(&self.key[..]) {
+                Some(entry) => (entry.sidecars, entry.facts),
+                None => return Served::Refused(Status::InternalServerError),
+            },
+            Found::Disk {
+                facts, sidecars, ..
+            } => (*sidecars, *facts),
+            Found::NotAFile(_) => return self.served(original),
+        };
+        let Some(coding) = accepted.choose(sidecars) else {
+            return self.served(original);
+        };
+        // The sidecar's own entry, under the original's key plus a NUL (which
+        // no decoded path holds) and the coding's name.
+        let original_key_len = self.key.len();
+        self.key.push(0);
+        self.key.extend_from_slice(coding.token().as_bytes());
+        // A cache hit left `path` as requested; a lookup made it the file's.
+        path.truncate(requested_len);
+        if form == PathForm::Directory {
+            files::append_index(path);
+        }
+        let encoded = self.find(now, |cache| {
+            let file = cache
+                .open_sidecar(root, path, coding)
+                .filter(|file| file.modified >= original_facts.modified)
+                .ok_or(Served::Refused(Status::NotFound))?;
+            let facts = FileFacts {
+                etag: EntityTag::of_encoded(file.modified, file.len, coding),
+                mime: original_facts.mime,
+                ..FileFacts::of(&file, Variant::Encoded(coding))
+            };
+            Ok((file, facts, Sidecars::NONE))
+        });
+        match encoded {
+            // The sidecar went away (or grew older than the original) since
+            // the original's entry was checked: the original will do.
+            Found::NotAFile(_) => {
+                self.key.truncate(original_key_len);
+                self.served(original)
             }
+            found => self.served(found),
+        }
+    }
+
+    /// Finds the file under the current key: the entry, if fresh; otherwise
+    /// the file `open` opens (with its facts and sidecars), which confirms a
+    /// stale entry, replaces it, or (too large, or changing while read) is
+    /// sent from disk. What `open` refuses is passed on.
+    fn find(
+        &mut self,
+        now: Instant,
+        open: impl FnOnce(&FileCache) -> Result<(StaticFile, FileFacts, Sidecars), Served<'static>>,
+    ) -> Found {
+        let stale = match self.freshness(now) {
+            Freshness::Fresh => return Found::Cached,
             Freshness::Stale(identity) => Some(identity),
             Freshness::Missing => None,
         };
-        let file = match self.lookup(root, path, form) {
-            Lookup::File(file) => file,
-            not_a_file => return Served::from(not_a_file),
+        let (file, facts, sidecars) = match open(self) {
+            Ok(opened) => opened,
+            Err(served) => return Found::NotAFile(served),
         };
-        let facts = FileFacts::of(&file);
-        let cached = if stale == Some(file.identity) {
-            self.confirm(now)
-        } else if file.len <= MAX_CACHED_FILE_BYTES {
-            // None if the file changed while being read: it is sent from
-            // disk instead.
-            self.insert(&file, facts, now).ok()
-        } else {
-            None
-        };
-        match cached {
-            Some(entry) => Served::File(FileBody::Cached(entry)),
-            None => Served::File(FileBody::Disk {
-                file: file.file,
-                facts,
-            }),
+        if stale == Some(file.identity) {
+            self.confirm(facts, sidecars, now);
+            return Found::Cached;
         }
+        if file.len <= MAX_CACHED_FILE_BYTES && self.insert(&file, facts, sidecars, now).is_ok() {
+            return Found::Cached;
+        }
+        // Too large to cache, or changed while being read.
+        Found::Disk {
+            file: file.file,
+            facts,
+            sidecars,
+        }
+    }
+
+    /// What [`FileCache::find`] found, as the caller answers it.
+    fn served(&self, found: Found) -> Served<'_> {
+        match found {
+            Found::Cached => match self.entries.get(&self.key[..]) {
+                Some(entry) => Served::File(FileBody::Cached(entry)),
+                // `find` answers `Cached` only with the entry in place.
+                None => Served::Refused(Status::InternalServerError),
+            },
+            Found::Disk { file, facts, .. } => Served::File(FileBody::Disk { file, facts }),
+            Found::NotAFile(served) => served,
+        }
+    }
+
+    /// Which of the file at `path` (opened, last modified at `modified`) has
+    /// sidecars we would serve: each is opened and closed again, so this
+    /// costs three `openat2` calls and is made only when the original is
+    /// opened anyway (a miss, a revalidation, a file too large to cache).
+    fn probe_sidecars(
+        &self,
+        root: &DocumentRoot,
+        path: &mut Vec<u8>,
+        modified: SystemTime,
+    ) -> Sidecars {
+        Coding::PREFERENCE
+            .into_iter()
+            .filter(|&coding| {
+                self.open_sidecar(root, path, coding)
+                    .is_some_and(|sidecar| sidecar.modified >= modified)
+            })
+            .fold(Sidecars::NONE, Sidecars::with)
+    }
+
+    /// Opens the `coding` sidecar of the file at `path`, unless it is the
+    /// access log.
+    fn open_sidecar(
+        &self,
+        root: &DocumentRoot,
+        path: &mut Vec<u8>,
+        coding: Coding,
+    ) -> Option<StaticFile> {
+        root.open_sidecar(path, coding.suffix())
+            .filter(|file| Some(file.identity.inode()) != self.hidden)
     }
 
     /// Looks `path` up in `root`, the access log answered as not found.
@@ -410,10 +572,17 @@ impl FileCache {
 
     /// The file behind the stale entry under the current key was opened again
     /// and has not changed: trusts the entry for another [`CACHE_VALIDITY`].
-    fn confirm(&mut self, now: Instant) -> Option<&CachedFile> {
-        let entry = self.entries.get_mut(&self.key[..])?;
+    /// Its sidecars may have come or gone, which changes its `Vary`.
+    fn confirm(&mut self, facts: FileFacts, sidecars: Sidecars, now: Instant) {
+        let Some(entry) = self.entries.get_mut(&self.key[..]) else {
+            return;
+        };
         entry.checked_at = now;
-        Some(entry)
+        if entry.sidecars != sidecars {
+            entry.sidecars = sidecars;
+            entry.facts = facts;
+            entry.fields = facts.formatted_fields();
+        }
     }
 
     /// Reads `file` (at most [`MAX_CACHED_FILE_BYTES`], checked by the
@@ -423,8 +592,9 @@ impl FileCache {
         &mut self,
         file: &StaticFile,
         facts: FileFacts,
+        sidecars: Sidecars,
         now: Instant,
-    ) -> io::Result<&CachedFile> {
+    ) -> io::Result<()> {
         // Watch before reading: a change made while we read is then reported
         // (and drops the entry), never lost.
         let watch = self
@@ -448,21 +618,21 @@ impl FileCache {
         {
             self.evict_least_recently_used();
         }
-        let mut fields = Vec::new();
-        facts.write_fields(&mut HeadWriter::fields_only(&mut fields));
         self.content_bytes += body.len();
         self.uses += 1;
         let entry = CachedFile {
             facts,
-            fields: fields.into_boxed_slice(),
+            fields: facts.formatted_fields(),
             body: body.into_boxed_slice(),
+            sidecars,
             identity: file.identity,
             checked_at: now,
             last_used: self.uses,
             watch,
         };
-        let key = self.key.clone().into_boxed_slice();
-        Ok(self.entries.entry(key).insert_entry(entry).into_mut())
+        self.entries
+            .insert(self.key.clone().into_boxed_slice(), entry);
+        Ok(())
     }
 
     fn evict_least_recently_used(&mut self) {
@@ -512,14 +682,39 @@ mod tests {
         (dir, root)
     }
 
-    /// Serves `path` as a file request.
+    /// Serves `path` as a file request, without `--precompressed`.
     fn serve<'a>(
         cache: &'a mut FileCache,
         root: &DocumentRoot,
         path: &str,
         now: Instant,
     ) -> Served<'a> {
-        cache.serve(root, &mut path.as_bytes().to_vec(), PathForm::File, now)
+        cache.serve(
+            root,
+            &mut path.as_bytes().to_vec(),
+            PathForm::File,
+            None,
+            now,
+        )
+    }
+
+    /// Serves `path` as a file request with `--precompressed`, to a client
+    /// sending `Accept-Encoding: accepted`.
+    fn serve_accepting<'a>(
+        cache: &'a mut FileCache,
+        root: &DocumentRoot,
+        path: &str,
+        accepted: &str,
+        now: Instant,
+    ) -> Served<'a> {
+        let accepted = Some(AcceptEncoding::new(Some(accepted.as_bytes())));
+        cache.serve(
+            root,
+            &mut path.as_bytes().to_vec(),
+            PathForm::File,
+            accepted,
+            now,
+        )
     }
 
     /// The cached entry `serve` answered with; fails on anything else.
@@ -678,5 +873,61 @@ mod tests {
         }
         cached(serve(&mut cache, &root, "a.txt", now));
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_sidecar_is_its_own_entry_and_the_original_varies() {
+        let now = Instant::now();
+        let (dir, root) = site(&[("a.css", b"body{}"), ("a.css.gz", b"GZ")]);
+        let mut cache = FileCache::default();
+        let encoded = cached(serve_accepting(&mut cache, &root, "a.css", "gzip", now));
+        assert_eq!(&*encoded.body, b"GZ");
+        assert_eq!(encoded.facts.mime, "text/css", "the original's media type");
+        assert_eq!(encoded.facts.variant, Variant::Encoded(Coding::Gzip));
+        assert!(encoded.facts.etag.as_bytes().ends_with(b"-gzip\""));
+        let fields = String::from_utf8(encoded.fields.to_vec()).unwrap();
+        assert!(
+            fields.contains("\r\nContent-Encoding: gzip\r\n"),
+            "{fields}"
+        );
+        assert!(fields.ends_with("\r\nVary: Accept-Encoding"), "{fields}");
+        let original = cached(serve_accepting(&mut cache, &root, "a.css", "br", now));
+        assert_eq!(&*original.body, b"body{}");
+        assert_eq!(original.facts.variant, Variant::Identity);
+        assert_eq!(cache.len(), 2);
+        // A hit negotiates from what the entry remembers: no lookup, so a
+        // sidecar removed behind its back is noticed by inotify, or on
+        // opening it, and the original answers.
+        std::fs::remove_file(dir.path().join("a.css.gz")).unwrap();
+        cache.apply_changes();
+        let original = cached(serve_accepting(&mut cache, &root, "a.css", "gzip", now));
+        assert_eq!(&*original.body, b"body{}");
+        // The same file without --precompressed is its only representation.
+        let mut plain = FileCache::default();
+        let sole = cached(serve(&mut plain, &root, "a.css", now));
+        assert_eq!(sole.facts.variant, Variant::Sole);
+        assert!(!String::from_utf8_lossy(&sole.fields).contains("Vary"));
+    }
+
+    #[test]
+    fn a_sidecar_older_than_its_original_is_ignored() {
+        let now = Instant::now();
+        let (dir, root) = site(&[("a.js", b"x=1"), ("a.js.br", b"BR")]);
+        let older = SystemTime::now() - Duration::from_secs(60);
+        let sidecar = File::options().write(true).open(dir.path().join("a.js.br"));
+        sidecar.unwrap().set_modified(older).unwrap();
+        let mut cache = FileCache::default();
+        let original = cached(serve_accepting(&mut cache, &root, "a.js", "br", now));
+        assert_eq!(&*original.body, b"x=1");
+        assert_eq!(original.facts.variant, Variant::Sole, "no Vary either");
+        // Remade: noticed when the original's entry is next revalidated.
+        std::fs::write(dir.path().join("a.js.br"), b"BR2").unwrap();
+        let later = now + CACHE_VALIDITY;
+        let encoded = cached(serve_accepting(&mut cache, &root, "a.js", "br", later));
+        assert_eq!(&*encoded.body, b"BR2");
+        // A request for the sidecar itself gets it as a plain file.
+        let itself = cached(serve_accepting(&mut cache, &root, "a.js.br", "br", later));
+        assert_eq!(itself.facts.variant, Variant::Sole);
+        assert_ne!(itself.facts.mime, "text/javascript");
     }
 }

@@ -294,6 +294,10 @@ pub struct Config {
     /// The page served for missing paths that ask for HTML (`--fallback`),
     /// an absolute URL path such as `/index.html`.
     pub fallback: Option<String>,
+    /// Whether to serve a file's precompressed sidecars (`file.br`,
+    /// `file.zst`, `file.gz`) to clients that accept them
+    /// (`--precompressed`; see [`crate::http::encoding`]).
+    pub precompressed: bool,
 }
 
 impl Config {
@@ -320,6 +324,7 @@ impl Config {
             headers: Vec::new(),
             cors: None,
             fallback: None,
+            precompressed: false,
         }
     }
 }

@@ -224,10 +224,7 @@ impl DocumentRoot {
                 return Ok(Lookup::AddSlash);
             }
             let directory_len = path.len();
-            if !path.is_empty() {
-                path.push(b'/');
-            }
-            path.extend_from_slice(INDEX_FILE.as_bytes());
+            append_index(path);
             let index = match self.open_relative(path) {
                 Ok(index) => index,
                 Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
@@ -241,6 +238,21 @@ impl DocumentRoot {
             return serve_regular(index, metadata, path);
         }
         serve_regular(file, metadata, path)
+    }
+
+    /// Opens the precompressed copy of the file at `path` (a path
+    /// [`DocumentRoot::lookup_decoded`] resolved to a file) whose name adds
+    /// `suffix` (`.br`, `.gz`), under the same confinement and symlink rules
+    /// as any file; `None` unless it is a regular file we may serve.
+    pub fn open_sidecar(&self, path: &mut Vec<u8>, suffix: &str) -> Option<StaticFile> {
+        let len = path.len();
+        path.extend_from_slice(suffix.as_bytes());
+        let found = match self.lookup_decoded(path, PathForm::File) {
+            Lookup::File(file) => Some(file),
+            Lookup::AddSlash | Lookup::NoIndex(_) | Lookup::Refused(_) => None,
+        };
+        path.truncate(len);
+        found
     }
 
     /// Opens a decoded relative path (empty for the root itself) under the
@@ -323,6 +335,15 @@ fn serve_regular(file: File, metadata: Metadata, path: &[u8]) -> io::Result<Look
         identity: FileIdentity::of(&metadata)?,
         file,
     }))
+}
+
+/// Turns a decoded directory path into the path of the file it serves,
+/// `path/index.html` (`index.html` for the root).
+pub fn append_index(path: &mut Vec<u8>) {
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(INDEX_FILE.as_bytes());
 }
 
 /// Maps a failed open or stat to the status the client sees.

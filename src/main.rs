@@ -127,6 +127,12 @@ struct Args {
     #[arg(long)]
     follow_symlinks: bool,
 
+    /// Serve FILE.br, FILE.zst or FILE.gz in place of FILE to clients whose
+    /// Accept-Encoding takes it (made beforehand, e.g. with gzip -k; one
+    /// older than FILE is ignored), with Vary: Accept-Encoding.
+    #[arg(long)]
+    precompressed: bool,
+
     /// Answer health checks at this path (e.g. /healthz): 200 while serving,
     /// 503 once draining; counted, kept out of the access log.
     #[arg(long, value_name = "PATH", value_parser = parse_own_path)]
@@ -201,6 +207,7 @@ impl Args {
         if self.follow_symlinks {
             config.symlinks = SymlinkPolicy::Anywhere;
         }
+        config.precompressed = self.precompressed;
         config.health_path = self.health_path;
         config.drain_delay = Duration::from_secs(self.drain_delay);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);

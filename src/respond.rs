@@ -7,7 +7,10 @@
 //! from the worker's [`FileCache`]), or a file to send with `sendfile`.
 //! It never touches the socket: the connection's state machine does the I/O.
 //! Where a file's bytes come from is the cache's business
-//! ([`FileCache::serve`]); this module makes the HTTP decisions around them.
+//! ([`FileCache::serve`], which also picks a precompressed sidecar by
+//! `Accept-Encoding` under `--precompressed`); this module makes the HTTP
+//! decisions around them: validators and ranges apply to whichever
+//! representation was picked, the encoded bytes of a sidecar included.
 //!
 //! Besides files, the server answers a few requests about itself, ahead of
 //! the document root: `OPTIONS` for any target (`answer_options`), and the
@@ -22,9 +25,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cache::{FileBody, FileCache, Served};
+use crate::cache::{FileBody, FileCache, Served, VARY_VALUE};
 use crate::config::{CorsOrigins, ResponseHeader, UNAVAILABLE_RETRY_AFTER};
 use crate::files::{self, DocumentRoot, Lookup, PathForm, SymlinkPolicy};
+use crate::http::encoding::AcceptEncoding;
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
 use crate::http::validators::{self, EntityTag};
@@ -88,6 +92,9 @@ pub struct Site {
     cors: Option<CorsOrigins>,
     /// The decoded path of the `--fallback` page.
     fallback: Option<Vec<u8>>,
+    /// Whether files may be answered with a precompressed sidecar
+    /// (`--precompressed`); when off, `Accept-Encoding` is never read.
+    precompressed: bool,
 }
 
 /// One of the server's own answers, found by [`Site::own_answer`].
@@ -114,6 +121,8 @@ pub struct SiteOptions {
     pub cors: Option<CorsOrigins>,
     /// `--fallback`: a URL path that must name a file in the root.
     pub fallback: Option<String>,
+    /// Whether to serve precompressed sidecars (`--precompressed`).
+    pub precompressed: bool,
 }
 
 impl Site {
@@ -156,6 +165,7 @@ impl Site {
             added_fields: added_fields.into_boxed_slice(),
             cors: options.cors,
             fallback,
+            precompressed: options.precompressed,
         })
     }
 
@@ -364,7 +374,10 @@ pub fn answer(
         Ok(form) => form,
         Err(status) => return status_page(status, None, out),
     };
-    let status = match cache.serve(&site.root, scratch, form, env.now) {
+    let accepted = site
+        .precompressed
+        .then(|| AcceptEncoding::new(request.accept_encoding.map(|span| span.of(input))));
+    let status = match cache.serve(&site.root, scratch, form, accepted, env.now) {
         Served::File(body) => {
             return answer_file(site, request, input, keep_alive, env, body, None, out);
         }
@@ -403,7 +416,7 @@ pub fn answer(
         Fallback::Page(page) => {
             scratch.clear();
             scratch.extend_from_slice(page);
-            match cache.serve(&site.root, scratch, PathForm::File, env.now) {
+            match cache.serve(&site.root, scratch, PathForm::File, accepted, env.now) {
                 Served::File(body) => {
                     let vary = Some(&b"Accept"[..]);
                     answer_file(site, request, input, keep_alive, env, body, vary, out)
@@ -531,7 +544,14 @@ fn answer_file(
         // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
         // always have an ETag) and states no length. A length is allowed,
         // but load generators such as wrk read it as a body to wait for.
-        _ if status == Status::NotModified => head.header("ETag", facts.etag.as_bytes()),
+        // `Vary` too, for a path with sidecars: a 304 sends what a 200 would
+        // of `ETag` and `Vary` (RFC 9110 §15.4.5).
+        _ if status == Status::NotModified => {
+            head.header("ETag", facts.etag.as_bytes());
+            if facts.variant.varies() {
+                head.header("Vary", VARY_VALUE);
+            }
+        }
         FileBody::Cached(cached) => head.fields(&cached.fields),
         FileBody::Disk { .. } => facts.write_fields(&mut head),
     }

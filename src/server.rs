@@ -152,6 +152,7 @@ impl Server {
             headers: config.headers.clone(),
             cors: config.cors.clone(),
             fallback: config.fallback.clone(),
+            precompressed: config.precompressed,
         };
         let site = Site::open_with(&config.root, options).map_err(|error| {
             StartError::new(format!("cannot serve '{}'", config.root.display()), error)

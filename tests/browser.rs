@@ -623,3 +623,76 @@ fn a_listing_renders_names_as_text_and_its_links_lead_to_the_files() {
     let file = chromium.dump_dom(&url(&server, href));
     assert!(file.contains("plain notes"), "{file}");
 }
+
+#[test]
+fn a_precompressed_stylesheet_is_decoded_and_applied() {
+    let site = Site::new();
+    let css = site.original("style.css");
+    assert_css_declares(&css, CSS_ACCENT);
+    // The copy gave every file a new modification time, in directory order; a sidecar
+    // older than its original would be ignored, so make them as new as `gzip -k` does.
+    let modified = fs::metadata(site.root.join("style.css"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    for sidecar in ["style.css.br", "style.css.zst", "style.css.gz"] {
+        let file = fs::File::options()
+            .write(true)
+            .open(site.root.join(sidecar));
+        file.unwrap().set_modified(modified).unwrap();
+    }
+    site.add(
+        "_probe/precompressed.html",
+        probe_page(&format!(
+            r#"{LOAD_INDEX}
+const doc = frame.contentDocument;
+report("h1.color", getComputedStyle(doc.querySelector("h1")).color);
+report("rules", doc.styleSheets[0].cssRules.length);
+const timing = frame.contentWindow.performance.getEntriesByName(new URL("/style.css", location).href)[0];
+report("encodedBodySize", timing.encodedBodySize);
+report("decodedBodySize", timing.decodedBodySize);
+const r = await fetch("/style.css", {{ cache: "no-store" }});
+report("fetch.encoding", r.headers.get("content-encoding"));
+report("fetch.vary", r.headers.get("vary"));
+const bytes = new Uint8Array(await r.arrayBuffer());
+report("fetch.length", bytes.length);
+report("fetch.hash", hash(bytes));
+"#
+        ))
+        .as_bytes(),
+    );
+    let server = TestServer::start(&site.root, &["--precompressed"]);
+    let found = Chromium::new().probe(&url(&server, "/_probe/precompressed.html"));
+
+    // The stylesheet arrived encoded, and the page shows its decoded rules.
+    assert_eq!(found.text("h1.color"), CSS_ACCENT.1, "{found:?}");
+    assert!(found.number("rules") > 5.0, "{found:?}");
+    assert_eq!(
+        found.number("decodedBodySize"),
+        css.len() as f64,
+        "{found:?}"
+    );
+    let coding = found.text("fetch.encoding");
+    let sidecar = match coding.as_str() {
+        "br" => "style.css.br",
+        "zstd" => "style.css.zst",
+        "gzip" => "style.css.gz",
+        other => panic!("style.css was not sent encoded (Content-Encoding {other:?}): {found:?}"),
+    };
+    let encoded_len = fs::read(site.root.join(sidecar)).unwrap().len();
+    assert_eq!(
+        found.number("encodedBodySize"),
+        encoded_len as f64,
+        "{found:?}"
+    );
+    assert_eq!(found.text("fetch.vary"), "Accept-Encoding");
+    assert_eq!(found.number("fetch.length"), css.len() as f64);
+    assert_eq!(found.number("fetch.hash"), f64::from(probe_hash(&css)));
+    let lines = server.wait_for_log(|lines| has_log_line(lines, "GET /style.css HTTP/1.1", 200));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.request_line == "GET /style.css HTTP/1.1" && l.bytes == encoded_len as u64),
+        "no `GET /style.css` of {encoded_len} bytes ({coding}) in the log: {lines:?}"
+    );
+}

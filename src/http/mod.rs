@@ -1,6 +1,7 @@
 //! HTTP/1.1 as mioserve speaks it: parsing request heads ([`request`]),
 //! interpreting the conditional headers ([`validators`]), `Range`
-//! ([`range`]) and `Accept` ([`accept`]), writing response heads ([`response`]) and the status codes we
+//! ([`range`]) and `Accept` ([`accept`]), choosing among precompressed files
+//! by `Accept-Encoding` ([`encoding`]), writing response heads ([`response`]) and the status codes we
 //! answer with ([`status`]).
 //!
 //! Nothing here does I/O or allocates per request: the parser borrows the
@@ -8,6 +9,7 @@
 //! the head writer appends to a pooled output buffer.
 
 pub mod accept;
+pub mod encoding;
 pub mod range;
 pub mod request;
 pub mod response;

@@ -5,8 +5,9 @@
 //! folding and whitespace before a header's colon in requests). On top of it
 //! this module applies the rules a static-file server needs: which methods
 //! exist, the `Host` requirement, keep-alive and unambiguous message framing;
-//! and it notes where the conditional and `Range` headers are, which
-//! [`crate::respond`] interprets only when a file is answered.
+//! and it notes where the conditional, `Range` and `Accept-Encoding` headers
+//! are, which [`crate::respond`] interprets only when a file is answered (and
+//! `Accept-Encoding` only with `--precompressed`).
 //!
 //! [`parse`] separates three outcomes, as httparse does: a complete request, a
 //! head that is merely incomplete (`Parsed::Partial`: "need more bytes" is not
@@ -123,6 +124,11 @@ pub struct Request {
     /// Whether an `Access-Control-Request-Method` field is present: an
     /// `OPTIONS` with it (and `Origin`) is a CORS preflight.
     pub is_cors_preflight: bool,
+    /// The `Accept-Encoding` value (codings with weights), read only with
+    /// `--precompressed` ([`crate::http::encoding`]). A request with the
+    /// field twice gets an empty span: "no coding", always a safe answer,
+    /// where joining the two lists would need a copy.
+    pub accept_encoding: Option<Span>,
     /// Whether a body follows the head (`Content-Length` > 0 or
     /// `Transfer-Encoding`). We never read bodies, so such a connection is
     /// closed after the response rather than misreading the body as the next
@@ -267,6 +273,7 @@ pub fn parse(buffer: &[u8]) -> Result<Parsed, ParseError> {
         accept: fields.accept,
         origin: fields.origin,
         is_cors_preflight: fields.access_control_request_method,
+        accept_encoding: fields.accept_encoding,
         has_body: fields.has_body,
     }))
 }
@@ -410,6 +417,7 @@ struct Fields {
     accept: Option<Span>,
     origin: Option<Span>,
     access_control_request_method: bool,
+    accept_encoding: Option<Span>,
 }
 
 impl Fields {
@@ -462,6 +470,11 @@ impl Fields {
                 fields.origin = value();
             } else if name.eq_ignore_ascii_case("access-control-request-method") {
                 fields.access_control_request_method = true;
+            } else if name.eq_ignore_ascii_case("accept-encoding") {
+                fields.accept_encoding = match fields.accept_encoding {
+                    None => value(),
+                    Some(_) => Some(Span::default()),
+                };
             }
         }
         if fields.chunked && fields.content_length.is_some() {
@@ -581,6 +594,18 @@ mod tests {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
         let since = complete(raw).if_modified_since.unwrap();
         assert_eq!(since.of(raw), b"Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn accept_encoding_is_kept_as_sent_and_a_repeated_field_is_empty() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip, br;q=0.5\r\n\r\n";
+        let codings = complete(raw).accept_encoding.unwrap();
+        assert_eq!(codings.of(raw), b"gzip, br;q=0.5");
+        let raw =
+            b"GET / HTTP/1.1\r\nHost: a\r\naccept-encoding: gzip\r\nAccept-Encoding: br\r\n\r\n";
+        assert_eq!(complete(raw).accept_encoding.unwrap().of(raw), b"");
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(complete(raw).accept_encoding, None);
     }
 
     #[test]

@@ -13,8 +13,11 @@
 use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Longest tag: two quotes, 16 + 16 hex digits and a dash.
-const ENTITY_TAG_CAPACITY: usize = 35;
+use crate::http::encoding::Coding;
+
+/// Longest tag: two quotes, 16 + 16 hex digits and a dash, then a dash and
+/// the longest content coding's name (`zstd`) for a precompressed copy.
+const ENTITY_TAG_CAPACITY: usize = 40;
 
 /// A strong entity tag for a file: `"<mtime ns hex>-<size hex>"`, the shape
 /// nginx uses, but with nanoseconds so that rewriting a file within the same
@@ -29,20 +32,41 @@ pub struct EntityTag {
 impl EntityTag {
     /// The tag of a file with this modification time and length.
     pub fn of(modified: SystemTime, len: u64) -> EntityTag {
+        EntityTag::format(modified, len, "")
+    }
+
+    /// The tag of a precompressed copy (`--precompressed`) with this
+    /// modification time and length: `"<mtime>-<size>-<coding>"`. Each
+    /// variant of a path needs its own strong tag (RFC 9110 §8.8.3), and the
+    /// coding's name keeps it apart from the original's even when `gzip -k`
+    /// copied the modification time and the sizes happen to match.
+    pub fn of_encoded(modified: SystemTime, len: u64, coding: Coding) -> EntityTag {
+        EntityTag::format(modified, len, coding.token())
+    }
+
+    /// `"<mtime ns hex>-<size hex>"`, then `-<coding>` unless `coding` is
+    /// empty.
+    fn format(modified: SystemTime, len: u64, coding: &str) -> EntityTag {
         let nanos = modified
             .duration_since(UNIX_EPOCH)
             .map_or(0, |age| age.as_nanos() as u64);
-        EntityTag::of_digest(nanos, len)
+        EntityTag::from_parts(nanos, len, coding)
     }
 
     /// A tag of the same shape for content the server generates (a
     /// directory listing): `digest` is a hash of the content, `len` its
     /// length.
     pub fn of_digest(digest: u64, len: u64) -> EntityTag {
+        EntityTag::from_parts(digest, len, "")
+    }
+
+    /// `"<first hex>-<len hex>"`, then `-<coding>` unless `coding` is empty.
+    fn from_parts(first: u64, len: u64, coding: &str) -> EntityTag {
         let mut bytes = [0u8; ENTITY_TAG_CAPACITY];
         let mut unused = &mut bytes[..];
-        // Two u64 in hex always fit.
-        let _ = write!(unused, "\"{digest:x}-{len:x}\"");
+        let separator = if coding.is_empty() { "" } else { "-" };
+        // Two u64 in hex and a coding's name always fit.
+        let _ = write!(unused, "\"{first:x}-{len:x}{separator}{coding}\"");
         let len = ENTITY_TAG_CAPACITY - unused.len();
         EntityTag {
             bytes,
@@ -142,6 +166,13 @@ mod tests {
     #[test]
     fn tag_shape() {
         assert_eq!(tag().as_bytes(), b"\"1756fa5060ee0c05-4d2\"");
+        let modified = UNIX_EPOCH + Duration::new(1_681_806_734, 5);
+        let zstd = EntityTag::of_encoded(modified, u64::MAX, Coding::Zstd);
+        assert_eq!(
+            zstd.as_bytes(),
+            b"\"1756fa5060ee0c05-ffffffffffffffff-zstd\""
+        );
+        assert_ne!(EntityTag::of_encoded(modified, 1234, Coding::Gzip), tag());
         assert_ne!(
             EntityTag::of(UNIX_EPOCH + Duration::new(1_681_806_734, 6), 1234),
             tag()
