@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mioserve::config::{self, Config, LogTarget};
+use mioserve::config::{self, Config, LogFormat, LogTarget};
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
 use mioserve::trace::TraceLevel;
@@ -90,6 +90,12 @@ struct Args {
     )]
     log: String,
 
+    /// Access-log lines: common (Common Log Format), combined (also Referer
+    /// and User-Agent, as Apache and nginx write them) or json (one object
+    /// per line).
+    #[arg(long, value_enum, default_value = "common", value_name = "FORMAT")]
+    log_format: LogFormat,
+
     /// Do not write an access log.
     #[arg(long)]
     no_log: bool,
@@ -160,6 +166,7 @@ impl Args {
             (false, "-") => LogTarget::Stdout,
             (false, path) => LogTarget::File(PathBuf::from(path)),
         };
+        config.log_format = self.log_format;
         config.max_connections = self.max_connections.map(|n| n as usize);
         config.keepalive_timeout = Duration::from_secs(self.keepalive_timeout);
         config.header_timeout = Duration::from_secs(self.header_timeout);
