@@ -80,7 +80,7 @@ use crate::buffer::{BufferPool, InputBuffer};
 use crate::cache::FileCache;
 use crate::clock::Clock;
 use crate::config::LINGER_TIMEOUT;
-use crate::http::request::{self, LoggedHeaders, first_line_span};
+use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
 use crate::respond::{self, Answer, Env, FileSend, Record, Site, StatusPage};
@@ -175,8 +175,6 @@ pub enum Outcome {
 struct Exchange {
     /// The request line, in the input buffer, for the log.
     request_line: Span,
-    /// The header values the log may quote, in the input buffer.
-    logged: LoggedHeaders,
     /// Input bytes this request occupied; the next request starts after them.
     consumed: usize,
     /// The status sent.
@@ -669,8 +667,6 @@ impl Connection {
             keep_alive: (!ctx.draining).then_some(ctx.timeouts.keepalive),
             now: ctx.clock.now(),
         };
-        // An invalid head's line quotes no header: it may not have any.
-        let logged = request.map_or(LoggedHeaders::default(), |request| request.logged);
         let (answer, request_line, consumed, unread_input): (Answer, Span, usize, bool) =
             match request {
                 Ok(request) => (
@@ -699,7 +695,6 @@ impl Connection {
             .request(self.id(), request_line.of(head), head, answer.status);
         let exchange = Exchange {
             request_line,
-            logged,
             consumed,
             status: answer.status,
             keep_alive: answer.keep_alive,
@@ -884,14 +879,12 @@ fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mu
         Record::Unrecorded => return,
     }
     let now = ctx.clock.now();
-    let head = input.filled();
     ctx.log.record(
         &LogEntry {
             client: peer,
             time: ctx.clock.log_time(),
-            request_line: exchange.request_line.of(head),
-            referer: exchange.logged.referer.map(|span| span.of(head)),
-            user_agent: exchange.logged.user_agent.map(|span| span.of(head)),
+            request_line: exchange.request_line.of(input.filled()),
+            head: &input.filled()[..exchange.consumed],
             status: exchange.status,
             body_bytes: exchange.body_bytes,
         },

@@ -93,6 +93,7 @@ use crate::clock::LogTime;
 use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogFormat, LogTarget};
 use crate::files::Inode;
 use crate::http::Status;
+use crate::http::request::{LoggedHeaders, logged_headers};
 
 /// One open access-log destination, and what a worker needs to know about it.
 #[derive(Debug)]
@@ -194,10 +195,10 @@ pub struct LogEntry<'a> {
     pub time: LogTime<'a>,
     /// The request line as received.
     pub request_line: &'a [u8],
-    /// The `Referer` value as received, if there was one.
-    pub referer: Option<&'a [u8]>,
-    /// The `User-Agent` value as received, if there was one.
-    pub user_agent: Option<&'a [u8]>,
+    /// The request head as received, where the formats that quote header
+    /// values find them ([`logged_headers`]). For a refused head, whatever
+    /// bytes it was refused for.
+    pub head: &'a [u8],
     /// The status answered.
     pub status: Status,
     /// Body bytes actually sent (less than announced if the client left).
@@ -333,7 +334,11 @@ impl LogEntry<'_> {
     /// The common line, then `"referer" "user agent"`.
     fn write_combined(&self, out: &mut Vec<u8>) {
         self.write_common(out);
-        for value in [self.referer, self.user_agent] {
+        let LoggedHeaders {
+            referer,
+            user_agent,
+        } = logged_headers(self.head);
+        for value in [referer, user_agent] {
             out.extend_from_slice(b" \"");
             match value {
                 Some(value) => escape_into(out, value),
@@ -355,9 +360,13 @@ impl LogEntry<'_> {
         push_decimal(out, u64::from(self.status.code()));
         out.extend_from_slice(b",\"bytes\":");
         push_decimal(out, self.body_bytes);
+        let LoggedHeaders {
+            referer,
+            user_agent,
+        } = logged_headers(self.head);
         for (name, value) in [
-            (&b",\"referer\":"[..], self.referer),
-            (b",\"user_agent\":", self.user_agent),
+            (&b",\"referer\":"[..], referer),
+            (b",\"user_agent\":", user_agent),
         ] {
             out.extend_from_slice(name);
             match value {
@@ -455,8 +464,7 @@ mod tests {
                 rfc3339: b"2023-04-18T08:32:14Z",
             },
             request_line,
-            referer: None,
-            user_agent: None,
+            head: request_line,
             status: Status::Ok,
             body_bytes: 1234,
         }
@@ -500,23 +508,30 @@ mod tests {
         std::fs::read_to_string(&path).unwrap()
     }
 
-    /// A request from a browser, and one with hostile bytes everywhere.
-    fn browser_and_hostile() -> [LogEntry<'static>; 2] {
+    /// A request from a browser; one with every kind of byte a header value
+    /// may hold that needs escaping (quotes, a backslash, a tab, UTF-8, a C1
+    /// control, bytes that are not UTF-8) and an empty `Referer`; and a
+    /// refused head whose request line holds control bytes.
+    fn browser_and_hostile() -> [LogEntry<'static>; 3] {
         let browser = LogEntry {
-            referer: Some(b"http://localhost:8000/"),
-            user_agent: Some(b"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"),
+            head: b"GET /a.css HTTP/1.1\r\nHost: a\r\nReferer: http://localhost:8000/\r\n\
+                    User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\r\n\r\n",
             ..entry(b"GET /a.css HTTP/1.1")
         };
-        let hostile = LogEntry {
+        let hostile_headers = LogEntry {
             client: "::1".parse().unwrap(),
-            request_line: b"GET /\"\\ HTTP/1.1",
-            referer: Some(b""),
-            user_agent: Some(b"a\"b\\c\n\x1b[31m\x7f caf\xc3\xa9 \xc2\x9b \xff\xfe\xe2\x82"),
+            head: b"GET /x HTTP/1.1\r\nReferer:\r\n\
+                    User-Agent: a\"b\\c\td caf\xc3\xa9 \xc2\x9b \xff\xfe\xe2\x82\r\n\r\n",
             status: Status::NotFound,
             body_bytes: 0,
-            ..entry(b"")
+            ..entry(b"GET /x HTTP/1.1")
         };
-        [browser, hostile]
+        let hostile_line = LogEntry {
+            status: Status::BadRequest,
+            body_bytes: 0,
+            ..entry(b"GET /\"\\\x1b[31m\x7f HTTP/1.1")
+        };
+        [browser, hostile_headers, hostile_line]
     }
 
     #[test]
@@ -525,13 +540,10 @@ mod tests {
             lines_in(LogFormat::Combined, &browser_and_hostile()),
             "127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET /a.css HTTP/1.1\" 200 1234 \
              \"http://localhost:8000/\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\"\n\
-             ::1 - - [18/Apr/2023:08:32:14 +0000] \"GET /\\x22\\x5C HTTP/1.1\" 404 0 \
-             \"\" \"a\\x22b\\x5Cc\\x0A\\x1B[31m\\x7F caf\\xC3\\xA9 \\xC2\\x9B \\xFF\\xFE\\xE2\\x82\"\n"
-        );
-        // Absent headers are "-"; with none, the line is the common one plus that.
-        assert_eq!(
-            lines_in(LogFormat::Combined, &[entry(b"GET / HTTP/1.0")]),
-            "127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET / HTTP/1.0\" 200 1234 \"-\" \"-\"\n"
+             ::1 - - [18/Apr/2023:08:32:14 +0000] \"GET /x HTTP/1.1\" 404 0 \
+             \"\" \"a\\x22b\\x5Cc\\x09d caf\\xC3\\xA9 \\xC2\\x9B \\xFF\\xFE\\xE2\\x82\"\n\
+             127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET /\\x22\\x5C\\x1B[31m\\x7F HTTP/1.1\" \
+             400 0 \"-\" \"-\"\n"
         );
     }
 
@@ -544,14 +556,11 @@ mod tests {
              \"referer\":\"http://localhost:8000/\",\
              \"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\"}\n\
              {\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"::1\",\
-             \"request\":\"GET /\\\"\\\\ HTTP/1.1\",\"status\":404,\"bytes\":0,\
+             \"request\":\"GET /x HTTP/1.1\",\"status\":404,\"bytes\":0,\
              \"referer\":\"\",\
-             \"user_agent\":\"a\\\"b\\\\c\\n\\u001B[31m\\u007F café \\u009B \\ufffd\\ufffd\\ufffd\"}\n"
-        );
-        assert_eq!(
-            lines_in(LogFormat::Json, &[entry(b"GET / HTTP/1.0")]),
-            "{\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"127.0.0.1\",\
-             \"request\":\"GET / HTTP/1.0\",\"status\":200,\"bytes\":1234,\
+             \"user_agent\":\"a\\\"b\\\\c\\td café \\u009B \\ufffd\\ufffd\\ufffd\"}\n\
+             {\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"127.0.0.1\",\
+             \"request\":\"GET /\\\"\\\\\\u001B[31m\\u007F HTTP/1.1\",\"status\":400,\"bytes\":0,\
              \"referer\":null,\"user_agent\":null}\n"
         );
     }
