@@ -21,6 +21,17 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// value; they can reach the log only in the request line of a refused head.)
 const HOSTILE_USER_AGENT: &[u8] = b"evil\" \"x\\y\tz caf\xc3\xa9 \xc2\x9b \xff\xfe";
 
+/// `GET /hello.txt` with [`HOSTILE_USER_AGENT`] and a `Referer` of `"-"` (quotes
+/// included: a naive parser would take the field for an absent one).
+fn hostile_headers_request() -> Vec<u8> {
+    [
+        &b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nReferer: \"-\"\r\nUser-Agent: "[..],
+        HOSTILE_USER_AGENT,
+        b"\r\n\r\n",
+    ]
+    .concat()
+}
+
 /// A request line with a terminal escape sequence, answered 400 and logged as sent.
 const HOSTILE_REQUEST: &[u8] = b"GET /\x1b[31mred HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
@@ -112,12 +123,7 @@ fn ordinary_exchanges() -> Vec<Exchange> {
 /// sequence in a request line (answered 400, which closes the connection: last).
 fn with_hostile_bytes(mut exchanges: Vec<Exchange>) -> Vec<Exchange> {
     exchanges.push(Exchange::hostile(
-        &[
-            &b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nReferer: \"-\"\r\nUser-Agent: "[..],
-            HOSTILE_USER_AGENT,
-            b"\r\n\r\n",
-        ]
-        .concat(),
+        &hostile_headers_request(),
         200,
         [
             Some("GET /hello.txt HTTP/1.1"),
@@ -265,4 +271,108 @@ fn split_last_quoted(text: &str) -> (&str, &str) {
     text.strip_suffix('"')
         .and_then(|text| text.rsplit_once(" \""))
         .unwrap_or_else(|| panic!("no quoted field at the end of {text:?}"))
+}
+
+/// Prints every field of every JSON line, decoded, each followed by a NUL byte: the
+/// object's keys in order (comma-separated), `time` as Unix seconds, then `client`,
+/// `request`, `status`, `bytes`, `referer` and `user_agent` (`(null)` for null).
+const PYTHON_FIELDS: &str = "\
+import datetime, json, sys
+for line in open(sys.argv[1], encoding='utf-8'):
+    entry = json.loads(line)
+    time = datetime.datetime.strptime(entry['time'], '%Y-%m-%dT%H:%M:%S%z')
+    fields = [','.join(entry), str(int(time.timestamp()))]
+    for key in ('client', 'request', 'status', 'bytes', 'referer', 'user_agent'):
+        fields.append('(null)' if entry[key] is None else str(entry[key]))
+    for field in fields:
+        sys.stdout.buffer.write(field.encode() + b'\\0')
+";
+
+/// The same as [`PYTHON_FIELDS`], in jq.
+const JQ_FIELDS: &str = "((keys_unsorted | join(\",\")), (.time | fromdateiso8601 | tostring), \
+     (.client, .request, .status, .bytes, .referer, .user_agent \
+      | if . == null then \"(null)\" else tostring end)) | ., \"\\u0000\"";
+
+#[test]
+fn json_lines_parse_with_python_and_jq_into_the_values_sent() {
+    let (_fixture, mut server) = start_logging_in("json");
+    let mut exchanges = ordinary_exchanges();
+    exchanges.push(Exchange::hostile(
+        &hostile_headers_request(),
+        200,
+        [
+            Some("GET /hello.txt HTTP/1.1"),
+            Some("\"-\""),
+            // Each sequence that is not UTF-8 is replaced by U+FFFD.
+            Some("evil\" \"x\\y\tz café \u{9b} \u{fffd}\u{fffd}"),
+        ],
+    ));
+    exchanges.push(Exchange::hostile(
+        HOSTILE_REQUEST,
+        400,
+        [Some("GET /\u{1b}[31mred HTTP/1.1"), None, None],
+    ));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let lines = run_and_stop(&mut server, &exchanges);
+    for line in &lines {
+        assert!(
+            line.bytes().all(|b| b >= b' ' && b != 0x7f),
+            "a raw control byte in {line:?}"
+        );
+    }
+    let log = server.log_path.clone().expect("a log file");
+    let by_python = run_ok(
+        Command::new(require("python3", "python3"))
+            .args(["-c", PYTHON_FIELDS])
+            .arg(&log),
+        TOOL_TIMEOUT,
+    );
+    let by_jq = run_ok(
+        Command::new(require("jq", "jq"))
+            .args(["-j", JQ_FIELDS])
+            .arg(&log),
+        TOOL_TIMEOUT,
+    );
+    for (tool, output) in [("python3", by_python.stdout), ("jq", by_jq.stdout)] {
+        let text = String::from_utf8(output).unwrap();
+        let fields: Vec<&str> = text.split_terminator('\0').collect();
+        let records: Vec<&[&str]> = fields.chunks(8).collect();
+        assert_eq!(records.len(), exchanges.len(), "{tool}: {fields:?}");
+        for (record, exchange) in records.iter().zip(&exchanges) {
+            let [
+                keys,
+                time,
+                client,
+                request,
+                status,
+                bytes,
+                referer,
+                user_agent,
+            ] = record
+            else {
+                panic!("{tool}: {record:?}");
+            };
+            assert_eq!(
+                *keys, "time,client,request,status,bytes,referer,user_agent",
+                "{tool}"
+            );
+            let time: u64 = time.parse().unwrap();
+            assert!(time.abs_diff(started) <= 60, "{tool}: time {time}");
+            assert_eq!(*client, "127.0.0.1", "{tool}");
+            assert_eq!(*request, exchange.request_line, "{tool}");
+            assert_eq!(*status, exchange.status.to_string(), "{tool}");
+            assert!(bytes.parse::<u64>().is_ok(), "{tool}: bytes {bytes:?}");
+            assert_eq!(
+                (*referer, *user_agent),
+                (
+                    exchange.referer.as_deref().unwrap_or("(null)"),
+                    exchange.user_agent.as_deref().unwrap_or("(null)")
+                ),
+                "{tool}"
+            );
+        }
+    }
 }
