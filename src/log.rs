@@ -382,20 +382,23 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Appends `raw` with every byte that could break the line's format (quotes,
 /// backslashes, control and non-ASCII bytes) written as `\xHH`, as nginx
-/// does: a client cannot forge log lines.
+/// does: a client cannot forge log lines. Runs of plain bytes are copied
+/// whole: a request line rarely has any byte to escape.
 fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
-    for &byte in raw {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' || byte == b' ' {
-            out.push(byte);
-        } else {
-            out.extend_from_slice(&[
-                b'\\',
-                b'x',
-                HEX_DIGITS[usize::from(byte >> 4)],
-                HEX_DIGITS[usize::from(byte & 15)],
-            ]);
-        }
+    let is_plain = |byte: u8| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\';
+    let mut rest = raw;
+    while let Some(at) = rest.iter().position(|&byte| !is_plain(byte)) {
+        out.extend_from_slice(&rest[..at]);
+        let byte = rest[at];
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            HEX_DIGITS[usize::from(byte >> 4)],
+            HEX_DIGITS[usize::from(byte & 15)],
+        ]);
+        rest = &rest[at + 1..];
     }
+    out.extend_from_slice(rest);
 }
 
 /// Appends `raw` as a JSON string (RFC 8259 §7), quotes included: UTF-8 text
@@ -404,30 +407,33 @@ fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
 fn push_json_string(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
     for chunk in raw.utf8_chunks() {
-        for character in chunk.valid().chars() {
-            match character {
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
+        let mut rest = chunk.valid();
+        while let Some((at, special)) = rest
+            .char_indices()
+            .find(|&(_, character)| matches!(character, '"' | '\\') || character.is_control())
+        {
+            out.extend_from_slice(&rest.as_bytes()[..at]);
+            match special {
+                '"' => out.extend_from_slice(br#"\""#),
+                '\\' => out.extend_from_slice(br"\\"),
+                '\n' => out.extend_from_slice(br"\n"),
+                '\r' => out.extend_from_slice(br"\r"),
+                '\t' => out.extend_from_slice(br"\t"),
                 // Every control character is below U+0100.
-                control if control.is_control() => {
+                control => {
                     let code = control as u32 as u8;
+                    out.extend_from_slice(br"\u00");
                     out.extend_from_slice(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
                         HEX_DIGITS[usize::from(code >> 4)],
                         HEX_DIGITS[usize::from(code & 15)],
                     ]);
                 }
-                text => out.extend_from_slice(text.encode_utf8(&mut [0; 4]).as_bytes()),
             }
+            rest = &rest[at + special.len_utf8()..];
         }
+        out.extend_from_slice(rest.as_bytes());
         if !chunk.invalid().is_empty() {
-            out.extend_from_slice(b"\\ufffd");
+            out.extend_from_slice(br"\ufffd");
         }
     }
     out.push(b'"');
