@@ -90,9 +90,7 @@ struct Args {
     )]
     log: String,
 
-    /// Access-log lines: common (Common Log Format), combined (also Referer
-    /// and User-Agent, as Apache and nginx write them) or json (one object
-    /// per line).
+    /// How access-log lines are written (docs/http.md shows each).
     #[arg(long, value_enum, default_value = "common", value_name = "FORMAT")]
     log_format: LogFormat,
 
@@ -254,6 +252,20 @@ mod tests {
         assert_eq!(args.trace, TraceLevel::Events);
         let args = Args::try_parse_from(["mioserve", "-p", "0", "-b", "::1", "-t", "3"]).unwrap();
         assert_eq!((args.port, args.threads), (0, Some(3)));
+    }
+
+    #[test]
+    fn log_format_defaults_to_common() {
+        let format = |args: &[&str]| {
+            Args::try_parse_from([&["mioserve"], args].concat()).map(|a| a.into_config().log_format)
+        };
+        assert_eq!(format(&[]).unwrap(), LogFormat::Common);
+        assert_eq!(
+            format(&["--log-format", "combined"]).unwrap(),
+            LogFormat::Combined
+        );
+        assert_eq!(format(&["--log-format=json"]).unwrap(), LogFormat::Json);
+        assert!(format(&["--log-format", "xml"]).is_err());
     }
 
     #[test]
