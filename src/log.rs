@@ -18,6 +18,11 @@
 //! 127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] "GET / HTTP/1.1" 200 1234 "http://a/" "curl/8.5.0"
 //! ```
 //!
+//! The two values are looked up only when such a line is written
+//! ([`logged_headers`], on the request head, which is still in the
+//! connection's input buffer), so `common` costs what it did before the other
+//! formats existed.
+//!
 //! In both, every quoted byte that could break the line is written as `\xHH`,
 //! as nginx does: `"`, `\`, control bytes and bytes outside ASCII. A client
 //! can put anything in its request line and headers; it cannot forge a line
