@@ -85,6 +85,7 @@ EXTERNAL_ROOTS = frozenset(
 EXTERNAL_TYPES = frozenset(
     {
         "Poll",
+        "String",
         "Events",
         "Event",
         "Token",

@@ -1,6 +1,7 @@
-//! A worker's clock: the current instant, and the two human-readable forms of
-//! the current time that every response and log line needs, formatted at most
-//! once per second instead of once per request.
+//! A worker's clock: the current instant, and the human-readable forms of the
+//! current time that every response and log line needs (an HTTP date, and the
+//! access log's time in its Common Log Format and RFC 3339 forms), formatted
+//! at most once per second instead of once per request.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,20 @@ const HTTP_DATE_LEN: usize = 29;
 
 /// Length of a Common Log Format time, `[06/Nov/1994:08:49:37 +0000]`.
 const LOG_TIME_LEN: usize = 28;
+
+/// Length of an RFC 3339 UTC time to the second, `1994-11-06T08:49:37Z`.
+const RFC3339_TIME_LEN: usize = 20;
+
+/// The current second as the access log writes it, in the form each
+/// `--log-format` needs.
+#[derive(Clone, Copy, Debug)]
+pub struct LogTime<'a> {
+    /// `[06/Nov/1994:08:49:37 +0000]`, brackets included (`common`,
+    /// `combined`).
+    pub common: &'a [u8],
+    /// `1994-11-06T08:49:37Z` (`json`).
+    pub rfc3339: &'a [u8],
+}
 
 /// The time as one event-loop iteration sees it. Updated once per wake-up:
 /// everything handled in the same iteration shares one `now`, which also
@@ -19,6 +34,7 @@ pub struct Clock {
     unix_second: u64,
     http_date: [u8; HTTP_DATE_LEN],
     log_time: [u8; LOG_TIME_LEN],
+    rfc3339_time: [u8; RFC3339_TIME_LEN],
 }
 
 impl Clock {
@@ -29,6 +45,7 @@ impl Clock {
             unix_second: u64::MAX,
             http_date: [b' '; HTTP_DATE_LEN],
             log_time: [b' '; LOG_TIME_LEN],
+            rfc3339_time: [b' '; RFC3339_TIME_LEN],
         };
         clock.update();
         clock
@@ -63,6 +80,17 @@ impl Clock {
         let _ = log.write_all(b":");
         let _ = log.write_all(&d[17..25]);
         let _ = log.write_all(b" +0000]");
+        // The month as a number, which neither form above has.
+        let unix_second = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (year, month, day) = civil_from_days(unix_second / SECONDS_PER_DAY);
+        let second_of_day = unix_second % SECONDS_PER_DAY;
+        let _ = write!(
+            &mut self.rfc3339_time[..],
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            second_of_day / 3600,
+            second_of_day / 60 % 60,
+            second_of_day % 60
+        );
     }
 
     /// The instant of this loop iteration.
@@ -75,10 +103,37 @@ impl Clock {
         &self.http_date
     }
 
-    /// The current time as a Common Log Format field (UTC).
-    pub fn log_time(&self) -> &[u8] {
-        &self.log_time
+    /// The current time as the access log writes it (UTC).
+    pub fn log_time(&self) -> LogTime<'_> {
+        LogTime {
+            common: &self.log_time,
+            rfc3339: &self.rfc3339_time,
+        }
     }
+}
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// The proleptic Gregorian `(year, month, day)` of a count of days since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`, for days after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Eras of 400 years (146,097 days) starting on March 1st, year 0: the
+    // leap day is then the last day of a year.
+    let days = days + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = era * 400 + year_of_era + u64::from(month <= 2);
+    (year, month, day)
 }
 
 impl Default for Clock {
@@ -93,11 +148,30 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn formats_both_forms_of_the_same_second() {
+    fn formats_every_form_of_the_same_second() {
         let mut clock = Clock::new();
         clock.format(UNIX_EPOCH + Duration::from_secs(784_111_777));
         assert_eq!(clock.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(clock.log_time(), b"[06/Nov/1994:08:49:37 +0000]");
+        assert_eq!(clock.log_time().common, b"[06/Nov/1994:08:49:37 +0000]");
+        assert_eq!(clock.log_time().rfc3339, b"1994-11-06T08:49:37Z");
+    }
+
+    #[test]
+    fn civil_dates_agree_with_http_dates() {
+        // Leap days, year ends and century years, checked against httpdate.
+        for days in [0, 59, 789, 10_956, 11_016, 11_017, 11_322, 19_417, 47_541] {
+            let wall = UNIX_EPOCH + Duration::from_secs(days * SECONDS_PER_DAY);
+            let (year, month, day) = civil_from_days(days);
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let expected = httpdate::fmt_http_date(wall);
+            assert_eq!(
+                &expected[5..16],
+                format!("{day:02} {} {year}", MONTHS[month as usize - 1]),
+                "day {days}"
+            );
+        }
     }
 
     #[test]

@@ -244,6 +244,20 @@ pub enum LogTarget {
     Off,
 }
 
+/// What an access-log line holds and how it is written (`--log-format`);
+/// [`crate::log`] shows each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Common Log Format: client, time, request line, status, body bytes.
+    #[default]
+    Common,
+    /// Combined Log Format (Apache's and nginx's default): the common
+    /// fields, then `Referer` and `User-Agent`.
+    Combined,
+    /// One JSON object per line, with the combined format's facts.
+    Json,
+}
+
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -265,6 +279,8 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// Where the access log goes.
     pub log: LogTarget,
+    /// How its lines are written.
+    pub log_format: LogFormat,
     /// See [`DEFAULT_KEEPALIVE_TIMEOUT`].
     pub keepalive_timeout: Duration,
     /// See [`DEFAULT_HEADER_TIMEOUT`].
@@ -311,6 +327,7 @@ impl Config {
             threads: available_cores(),
             max_connections: None,
             log: LogTarget::Stdout,
+            log_format: LogFormat::Common,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,

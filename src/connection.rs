@@ -870,6 +870,7 @@ fn log_exchange(peer: IpAddr, input: &InputBuffer, exchange: &Exchange, ctx: &mu
             client: peer,
             time: ctx.clock.log_time(),
             request_line: exchange.request_line.of(input.filled()),
+            head: &input.filled()[..exchange.consumed],
             status: exchange.status,
             body_bytes: exchange.body_bytes,
         },

@@ -1,10 +1,49 @@
-//! The access log: one Common Log Format line per answered request, where it
-//! goes, and how it follows a rotation.
+//! The access log: one line per answered request, in the format
+//! `--log-format` names, where it goes, and how it follows a rotation.
+//!
+//! ## Formats
+//! `common` (the default) is the Common Log Format:
 //!
 //! ```text
 //! 127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] "GET /index.html HTTP/1.1" 200 1234
 //! client      time (UTC)                      request line            status body bytes
 //! ```
+//!
+//! `combined` is the Combined Log Format, Apache's and nginx's default, which
+//! every log analyser reads (GoAccess's `COMBINED`, AWStats, …): the same,
+//! then the `Referer` and `User-Agent` values in quotes, or `"-"` for a
+//! header the request did not have:
+//!
+//! ```text
+//! 127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] "GET / HTTP/1.1" 200 1234 "http://a/" "curl/8.5.0"
+//! ```
+//!
+//! The two values are looked up only when such a line is written
+//! ([`logged_headers`], on the request head, which is still in the
+//! connection's input buffer), so `common` costs what it did before the other
+//! formats existed.
+//!
+//! In both, every quoted byte that could break the line is written as `\xHH`,
+//! as nginx does: `"`, `\`, control bytes and bytes outside ASCII. A client
+//! can put anything in its request line and headers; it cannot forge a line
+//! or a field.
+//!
+//! `json` writes one object per line with the combined format's facts, for
+//! `jq` and log pipelines:
+//!
+//! ```text
+//! {"time":"2023-04-18T08:32:14Z","client":"127.0.0.1","request":"GET / HTTP/1.1",
+//!  "status":200,"bytes":1234,"referer":null,"user_agent":"curl/8.5.0"}
+//! ```
+//!
+//! (one line in the log). `time` is RFC 3339 in UTC; `request` is the request
+//! line as sent; `referer` and `user_agent` are `null` when absent. Strings
+//! are escaped as RFC 8259 requires (`\"`, `\\`, control characters as `\n`,
+//! `\r`, `\t` or `\u00XX`, and the C1 controls and DEL too, so that the line
+//! is safe on a terminal). Bytes that are not UTF-8 cannot be written in JSON
+//! at all; each invalid sequence becomes U+FFFD, written `\ufffd` (the
+//! replacement `String::from_utf8_lossy` makes). Use `combined` to keep such
+//! bytes exactly.
 //!
 //! ## Where lines go
 //! To standard output by default (`--log -`, like `python3 -m http.server`'s
@@ -55,9 +94,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ascii::{push_decimal, push_ip};
-use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogTarget};
+use crate::clock::LogTime;
+use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogFormat, LogTarget};
 use crate::files::Inode;
 use crate::http::Status;
+use crate::http::request::{LoggedHeaders, logged_headers};
 
 /// One open access-log destination, and what a worker needs to know about it.
 #[derive(Debug)]
@@ -107,14 +148,17 @@ impl LogFile {
 pub struct SharedLog {
     /// The path opened again on a reopen; `None` for standard output.
     path: Option<PathBuf>,
+    /// How lines are written; fixed for the life of the server.
+    format: LogFormat,
     /// The file workers are to write to. A lock is fine here: it is taken
     /// on a reopen and when a worker is woken, never per request.
     current: Mutex<Arc<LogFile>>,
 }
 
 impl SharedLog {
-    /// Opens the log `target` names; `None` for `--no-log`.
-    pub fn open(target: &LogTarget) -> io::Result<Option<SharedLog>> {
+    /// Opens the log `target` names, for lines in `format`; `None` for
+    /// `--no-log`.
+    pub fn open(target: &LogTarget, format: LogFormat) -> io::Result<Option<SharedLog>> {
         let (path, file) = match target {
             LogTarget::Off => return Ok(None),
             LogTarget::Stdout => (None, LogFile::stdout()?),
@@ -122,6 +166,7 @@ impl SharedLog {
         };
         Ok(Some(SharedLog {
             path,
+            format,
             current: Mutex::new(Arc::new(file)),
         }))
     }
@@ -151,10 +196,14 @@ impl SharedLog {
 pub struct LogEntry<'a> {
     /// The client's address.
     pub client: IpAddr,
-    /// The worker's cached `[dd/Mon/yyyy:hh:mm:ss +0000]`.
-    pub time: &'a [u8],
+    /// The worker's cached forms of the current second.
+    pub time: LogTime<'a>,
     /// The request line as received.
     pub request_line: &'a [u8],
+    /// The request head as received, where the formats that quote header
+    /// values find them ([`logged_headers`]). For a refused head, whatever
+    /// bytes it was refused for.
+    pub head: &'a [u8],
     /// The status answered.
     pub status: Status,
     /// Body bytes actually sent (less than announced if the client left).
@@ -174,6 +223,8 @@ pub struct AccessLog {
     /// The sink's flush delay, copied here so recording a line reads only
     /// this worker's own memory.
     flush_delay: Duration,
+    /// The shared log's format, copied here for the same reason.
+    format: LogFormat,
     /// Formatted lines not yet written.
     lines: Vec<u8>,
     /// When the buffer must be written at the latest.
@@ -194,6 +245,9 @@ impl AccessLog {
             } else {
                 0
             }),
+            format: shared
+                .as_ref()
+                .map_or_else(LogFormat::default, |shared| shared.format),
             shared,
             sink: None,
             flush_delay: LOG_FLUSH_INTERVAL,
@@ -228,17 +282,12 @@ impl AccessLog {
         if self.sink.is_none() {
             return;
         }
-        let lines = &mut self.lines;
-        push_ip(lines, entry.client);
-        lines.extend_from_slice(b" - - ");
-        lines.extend_from_slice(entry.time);
-        lines.extend_from_slice(b" \"");
-        escape_into(lines, entry.request_line);
-        lines.extend_from_slice(b"\" ");
-        push_decimal(lines, u64::from(entry.status.code()));
-        lines.push(b' ');
-        push_decimal(lines, entry.body_bytes);
-        lines.push(b'\n');
+        match self.format {
+            LogFormat::Common => entry.write_common(&mut self.lines),
+            LogFormat::Combined => entry.write_combined(&mut self.lines),
+            LogFormat::Json => entry.write_json(&mut self.lines),
+        }
+        self.lines.push(b'\n');
         self.flush_due.get_or_insert(now + self.flush_delay);
         if self.lines.len() >= LOG_BUFFER_FLUSH_BYTES {
             self.flush();
@@ -273,23 +322,126 @@ impl AccessLog {
     }
 }
 
-/// Appends `raw` with every byte that could break the line's format (quotes,
-/// backslashes, control and non-ASCII bytes) written as `\xHH`, as nginx
-/// does: a client cannot forge log lines.
-fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in raw {
-        if byte.is_ascii_graphic() && byte != b'"' && byte != b'\\' || byte == b' ' {
-            out.push(byte);
-        } else {
-            out.extend_from_slice(&[
-                b'\\',
-                b'x',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 15)],
-            ]);
+impl LogEntry<'_> {
+    /// `client - - [time] "request line" status bytes`.
+    fn write_common(&self, out: &mut Vec<u8>) {
+        push_ip(out, self.client);
+        out.extend_from_slice(b" - - ");
+        out.extend_from_slice(self.time.common);
+        out.extend_from_slice(b" \"");
+        escape_into(out, self.request_line);
+        out.extend_from_slice(b"\" ");
+        push_decimal(out, u64::from(self.status.code()));
+        out.push(b' ');
+        push_decimal(out, self.body_bytes);
+    }
+
+    /// The common line, then `"referer" "user agent"`.
+    fn write_combined(&self, out: &mut Vec<u8>) {
+        self.write_common(out);
+        let LoggedHeaders {
+            referer,
+            user_agent,
+        } = logged_headers(self.head);
+        for value in [referer, user_agent] {
+            out.extend_from_slice(b" \"");
+            match value {
+                Some(value) => escape_into(out, value),
+                None => out.push(b'-'),
+            }
+            out.push(b'"');
         }
     }
+
+    /// `{"time":…,"client":…,"request":…,"status":…,"bytes":…,"referer":…,"user_agent":…}`.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        out.extend_from_slice(self.time.rfc3339);
+        out.extend_from_slice(b"\",\"client\":\"");
+        push_ip(out, self.client);
+        out.extend_from_slice(b"\",\"request\":");
+        push_json_string(out, self.request_line);
+        out.extend_from_slice(b",\"status\":");
+        push_decimal(out, u64::from(self.status.code()));
+        out.extend_from_slice(b",\"bytes\":");
+        push_decimal(out, self.body_bytes);
+        let LoggedHeaders {
+            referer,
+            user_agent,
+        } = logged_headers(self.head);
+        for (name, value) in [
+            (&b",\"referer\":"[..], referer),
+            (b",\"user_agent\":", user_agent),
+        ] {
+            out.extend_from_slice(name);
+            match value {
+                Some(value) => push_json_string(out, value),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends `raw` with every byte that could break the line's format (quotes,
+/// backslashes, control and non-ASCII bytes) written as `\xHH`, as nginx
+/// does: a client cannot forge log lines. Runs of plain bytes are copied
+/// whole: a request line rarely has any byte to escape.
+fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
+    let is_plain = |byte: u8| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\';
+    let mut rest = raw;
+    while let Some(at) = rest.iter().position(|&byte| !is_plain(byte)) {
+        out.extend_from_slice(&rest[..at]);
+        let byte = rest[at];
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            HEX_DIGITS[usize::from(byte >> 4)],
+            HEX_DIGITS[usize::from(byte & 15)],
+        ]);
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Appends `raw` as a JSON string (RFC 8259 §7), quotes included: UTF-8 text
+/// as is, except `"`, `\` and control characters (C0, DEL, C1), which are
+/// escaped; each sequence that is not UTF-8 becomes `\ufffd`.
+fn push_json_string(out: &mut Vec<u8>, raw: &[u8]) {
+    out.push(b'"');
+    for chunk in raw.utf8_chunks() {
+        let mut rest = chunk.valid();
+        while let Some((at, special)) = rest
+            .char_indices()
+            .find(|&(_, character)| matches!(character, '"' | '\\') || character.is_control())
+        {
+            out.extend_from_slice(&rest.as_bytes()[..at]);
+            match special {
+                '"' => out.extend_from_slice(br#"\""#),
+                '\\' => out.extend_from_slice(br"\\"),
+                '\n' => out.extend_from_slice(br"\n"),
+                '\r' => out.extend_from_slice(br"\r"),
+                '\t' => out.extend_from_slice(br"\t"),
+                // Every control character is below U+0100.
+                control => {
+                    let code = control as u32 as u8;
+                    out.extend_from_slice(br"\u00");
+                    out.extend_from_slice(&[
+                        HEX_DIGITS[usize::from(code >> 4)],
+                        HEX_DIGITS[usize::from(code & 15)],
+                    ]);
+                }
+            }
+            rest = &rest[at + special.len_utf8()..];
+        }
+        out.extend_from_slice(rest.as_bytes());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(br"\ufffd");
+        }
+    }
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -299,9 +451,13 @@ mod tests {
     /// A log appending to `access.log` in a new temporary directory, with
     /// the directory (removed when dropped) and the path.
     fn file_log() -> (tempfile::TempDir, PathBuf, Arc<SharedLog>, AccessLog) {
+        file_log_in(LogFormat::Common)
+    }
+
+    fn file_log_in(format: LogFormat) -> (tempfile::TempDir, PathBuf, Arc<SharedLog>, AccessLog) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let shared = SharedLog::open(&LogTarget::File(path.clone()))
+        let shared = SharedLog::open(&LogTarget::File(path.clone()), format)
             .unwrap()
             .map(Arc::new)
             .unwrap();
@@ -314,8 +470,12 @@ mod tests {
     fn entry(request_line: &[u8]) -> LogEntry<'_> {
         LogEntry {
             client: "127.0.0.1".parse().unwrap(),
-            time: b"[18/Apr/2023:08:32:14 +0000]",
+            time: LogTime {
+                common: b"[18/Apr/2023:08:32:14 +0000]",
+                rfc3339: b"2023-04-18T08:32:14Z",
+            },
             request_line,
+            head: request_line,
             status: Status::Ok,
             body_bytes: 1234,
         }
@@ -347,6 +507,73 @@ mod tests {
              ::1 - - [18/Apr/2023:08:32:14 +0000] \"GET /\\x22a\\x22\\x1B\\x0A HTTP/1.1\" 400 0\n"
         );
         assert_eq!(log.flush_due(), None);
+    }
+
+    /// The lines `format` gives `entries`.
+    fn lines_in(format: LogFormat, entries: &[LogEntry<'_>]) -> String {
+        let (_dir, path, _shared, mut log) = file_log_in(format);
+        for entry in entries {
+            log.record(entry, Instant::now());
+        }
+        log.flush();
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    /// A request from a browser; one with every kind of byte a header value
+    /// may hold that needs escaping (quotes, a backslash, a tab, UTF-8, a C1
+    /// control, bytes that are not UTF-8) and an empty `Referer`; and a
+    /// refused head whose request line holds control bytes.
+    fn browser_and_hostile() -> [LogEntry<'static>; 3] {
+        let browser = LogEntry {
+            head: b"GET /a.css HTTP/1.1\r\nHost: a\r\nReferer: http://localhost:8000/\r\n\
+                    User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\r\n\r\n",
+            ..entry(b"GET /a.css HTTP/1.1")
+        };
+        let hostile_headers = LogEntry {
+            client: "::1".parse().unwrap(),
+            head: b"GET /x HTTP/1.1\r\nReferer:\r\n\
+                    User-Agent: a\"b\\c\td caf\xc3\xa9 \xc2\x9b \xff\xfe\xe2\x82\r\n\r\n",
+            status: Status::NotFound,
+            body_bytes: 0,
+            ..entry(b"GET /x HTTP/1.1")
+        };
+        let hostile_line = LogEntry {
+            status: Status::BadRequest,
+            body_bytes: 0,
+            ..entry(b"GET /\"\\\x1b[31m\x7f HTTP/1.1")
+        };
+        [browser, hostile_headers, hostile_line]
+    }
+
+    #[test]
+    fn combined_adds_referer_and_user_agent_escaped_as_nginx_does() {
+        assert_eq!(
+            lines_in(LogFormat::Combined, &browser_and_hostile()),
+            "127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET /a.css HTTP/1.1\" 200 1234 \
+             \"http://localhost:8000/\" \"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\"\n\
+             ::1 - - [18/Apr/2023:08:32:14 +0000] \"GET /x HTTP/1.1\" 404 0 \
+             \"\" \"a\\x22b\\x5Cc\\x09d caf\\xC3\\xA9 \\xC2\\x9B \\xFF\\xFE\\xE2\\x82\"\n\
+             127.0.0.1 - - [18/Apr/2023:08:32:14 +0000] \"GET /\\x22\\x5C\\x1B[31m\\x7F HTTP/1.1\" \
+             400 0 \"-\" \"-\"\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_line_with_escaped_strings() {
+        assert_eq!(
+            lines_in(LogFormat::Json, &browser_and_hostile()),
+            "{\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"127.0.0.1\",\
+             \"request\":\"GET /a.css HTTP/1.1\",\"status\":200,\"bytes\":1234,\
+             \"referer\":\"http://localhost:8000/\",\
+             \"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0\"}\n\
+             {\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"::1\",\
+             \"request\":\"GET /x HTTP/1.1\",\"status\":404,\"bytes\":0,\
+             \"referer\":\"\",\
+             \"user_agent\":\"a\\\"b\\\\c\\td café \\u009B \\ufffd\\ufffd\\ufffd\"}\n\
+             {\"time\":\"2023-04-18T08:32:14Z\",\"client\":\"127.0.0.1\",\
+             \"request\":\"GET /\\\"\\\\\\u001B[31m\\u007F HTTP/1.1\",\"status\":400,\"bytes\":0,\
+             \"referer\":null,\"user_agent\":null}\n"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use mioserve::config::{self, Config, CorsOrigins, LogTarget, ResponseHeader};
+use mioserve::config::{self, Config, CorsOrigins, LogFormat, LogTarget, ResponseHeader};
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
 use mioserve::trace::TraceLevel;
@@ -89,6 +89,10 @@ struct Args {
         conflicts_with = "no_log"
     )]
     log: String,
+
+    /// How access-log lines are written (docs/http.md shows each).
+    #[arg(long, value_enum, default_value = "common", value_name = "FORMAT")]
+    log_format: LogFormat,
 
     /// Do not write an access log.
     #[arg(long)]
@@ -198,6 +202,7 @@ impl Args {
             (false, "-") => LogTarget::Stdout,
             (false, path) => LogTarget::File(PathBuf::from(path)),
         };
+        config.log_format = self.log_format;
         config.max_connections = self.max_connections.map(|n| n as usize);
         config.keepalive_timeout = Duration::from_secs(self.keepalive_timeout);
         config.header_timeout = Duration::from_secs(self.header_timeout);
@@ -319,6 +324,20 @@ mod tests {
         assert_eq!(config(&["mioserve"]).cors, None);
         assert!(Args::try_parse_from(["mioserve", "--cors=a.example"]).is_err());
         assert!(Args::try_parse_from(["mioserve", "--header", "X: a\r\nY: b"]).is_err());
+    }
+
+    #[test]
+    fn log_format_defaults_to_common() {
+        let format = |args: &[&str]| {
+            Args::try_parse_from([&["mioserve"], args].concat()).map(|a| a.into_config().log_format)
+        };
+        assert_eq!(format(&[]).unwrap(), LogFormat::Common);
+        assert_eq!(
+            format(&["--log-format", "combined"]).unwrap(),
+            LogFormat::Combined
+        );
+        assert_eq!(format(&["--log-format=json"]).unwrap(), LogFormat::Json);
+        assert!(format(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

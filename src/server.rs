@@ -44,7 +44,7 @@ use mio::Waker;
 use crate::buffer::BufferPool;
 use crate::cache::FileCache;
 use crate::clock::Clock;
-use crate::config::{self, Config, LogTarget};
+use crate::config::{self, Config, LogFormat, LogTarget};
 use crate::connection::{Context, Timeouts};
 use crate::drain::ShutdownRequest;
 use crate::listeners;
@@ -166,7 +166,7 @@ impl Server {
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|error| StartError::new("cannot read the bound address", error))?;
-        let log = open_log(&config.log)?;
+        let log = open_log(&config.log, config.log_format)?;
         let max_connections = config
             .max_connections
             .unwrap_or_else(|| config::default_max_connections(open_files, threads));
@@ -445,8 +445,8 @@ fn start_line(config: &Config, server: &Server) -> String {
 }
 
 /// Opens the access log: one file, which every worker writes to.
-fn open_log(target: &LogTarget) -> Result<Option<Arc<SharedLog>>, StartError> {
-    let opened = SharedLog::open(target).map_err(|error| match target {
+fn open_log(target: &LogTarget, format: LogFormat) -> Result<Option<Arc<SharedLog>>, StartError> {
+    let opened = SharedLog::open(target, format).map_err(|error| match target {
         LogTarget::File(path) => StartError::new(
             format!("cannot open access log '{}'", path.display()),
             error,

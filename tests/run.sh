@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 declare -A package_of=(
     [chromium]=chromium [curl]=curl [wget]=wget [ab]=apache2-utils
     [h2load]=nghttp2-client [wrk]=wrk [ip]=iproute2 [python3]=python3
-    [logrotate]=logrotate
+    [logrotate]=logrotate [goaccess]=goaccess [jq]=jq
     [systemd-socket-activate]=systemd
 )
 missing=()
