@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::files::SymlinkPolicy;
 use crate::listeners::Binding;
+use crate::proxy::Cidr;
 use crate::trace::TraceLevel;
 
 /// Port used when `--port` is not given.
@@ -192,6 +193,12 @@ pub struct Config {
     pub drain_delay: Duration,
     /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
     pub shutdown_timeout: Duration,
+    /// Whether every connection must start with a PROXY protocol header
+    /// (`--proxy-protocol`, see [`crate::proxy`]), under the header timeout.
+    pub proxy_protocol: bool,
+    /// The only peers allowed to connect (`--trusted-proxy`); empty allows
+    /// every peer.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Config {
@@ -214,6 +221,8 @@ impl Config {
             health_path: None,
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ use clap::Parser;
 use mioserve::config::{self, Config, LogTarget};
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
+use mioserve::proxy::Cidr;
 use mioserve::trace::TraceLevel;
 
 /// The root served when none is given.
@@ -142,6 +143,18 @@ struct Args {
     /// then whatever is still open is closed.
     #[arg(long, value_name = "SECS", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_timeout: u64,
+
+    /// Every connection starts with a PROXY protocol header (v1 or v2, as
+    /// HAProxy's send-proxy and send-proxy-v2 write it) naming the client to
+    /// log. A missing, invalid or slow header (--header-timeout) closes the
+    /// connection without an answer. Use with --trusted-proxy.
+    #[arg(long)]
+    proxy_protocol: bool,
+
+    /// Only peers in this block may connect (10.0.0.0/8, 192.0.2.7, ::1);
+    /// repeat for more. Others are closed before anything is read.
+    #[arg(long, value_name = "CIDR")]
+    trusted_proxy: Vec<Cidr>,
 }
 
 impl Args {
@@ -172,6 +185,8 @@ impl Args {
         config.health_path = self.health_path;
         config.drain_delay = Duration::from_secs(self.drain_delay);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
+        config.proxy_protocol = self.proxy_protocol;
+        config.trusted_proxies = self.trusted_proxy;
         config
     }
 }
