@@ -680,6 +680,10 @@ impl Connection {
     /// answer: whoever sent it does not speak the protocol the balancer
     /// would, so an error page would be garbage to it (see
     /// [`crate::proxy`]).
+    ///
+    /// Cold: it runs once per connection, and kept out of line it leaves
+    /// `drive`'s request path as it was without `--proxy-protocol`.
+    #[cold]
     fn read_proxy_header(&mut self, mut reading: ProxyReading, ctx: &mut Context) -> Transition {
         // Nothing is buffered when the state starts: read first.
         let mut unparsed = false;
