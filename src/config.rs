@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::files::SymlinkPolicy;
 use crate::listeners::Binding;
+use crate::proxy::Cidr;
 use crate::trace::TraceLevel;
 
 /// Port used when `--port` is not given.
@@ -314,6 +315,12 @@ pub struct Config {
     /// `file.zst`, `file.gz`) to clients that accept them
     /// (`--precompressed`; see [`crate::http::encoding`]).
     pub precompressed: bool,
+    /// Whether every connection must start with a PROXY protocol header
+    /// (`--proxy-protocol`, see [`crate::proxy`]), under the header timeout.
+    pub proxy_protocol: bool,
+    /// The only peers allowed to connect (`--trusted-proxy`); empty allows
+    /// every peer.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl Config {
@@ -342,6 +349,8 @@ impl Config {
             cors: None,
             fallback: None,
             precompressed: false,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -21,12 +21,22 @@
 //!       └── timeout with a partial head: 408, then close
 //! ```
 //!
+//! Behind a load balancer (`--proxy-protocol`) a connection starts one state
+//! earlier, reading the PROXY protocol header that names the client (see
+//! [`crate::proxy`]):
+//!
+//! ```text
+//!   accept ──► ReadingProxyHeader ── header read ──► ReadingRequest
+//!                │                  (bytes after it are the first request)
+//!                └── invalid, EOF, header timeout: close without an answer
+//! ```
+//!
 //! Each state holds exactly the data it needs, nothing else: the input buffer
 //! while a request is arriving or being answered (it also holds any
 //! pipelined request behind it), the response head and how much of it was
 //! written, the open file with its offset and remaining length. A state with
-//! more than one piece of data carries it as one struct (`Writing`,
-//! `Sending`), moved whole from handler to handler. `Idle` holds nothing: its
+//! more than one piece of data carries it as one struct (`ProxyReading`,
+//! `Writing`, `Sending`), moved whole from handler to handler. `Idle` holds nothing: its
 //! buffers are back in the worker's pool. Starting the next request is
 //! assigning a new state, never resetting fields. Each state has one handler
 //! method, and every transition goes through `drive` (and `enter`).
@@ -83,6 +93,7 @@ use crate::config::LINGER_TIMEOUT;
 use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
+use crate::proxy::{self, Cidr, HeaderStatus};
 use crate::respond::{self, Answer, Env, FileSend, Record, Site, StatusPage};
 use crate::stats::WorkerStats;
 use crate::sys;
@@ -135,6 +146,12 @@ pub struct Context {
     pub tracer: Tracer,
     /// This worker's counters.
     pub stats: WorkerStats,
+    /// `--proxy-protocol`: every connection starts by reading a PROXY
+    /// protocol header (`ReadingProxyHeader`).
+    pub proxy_protocol: bool,
+    /// `--trusted-proxy`: when not empty, the only peers the worker lets
+    /// connect; it closes the others at accept, before reading a byte.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// What a state handler decided.
@@ -196,12 +213,15 @@ struct Exchange {
 /// The names of the connection states, in the order of their variants (the
 /// private `State::index` maps each to its place): the trace prints them,
 /// and the counters ([`WorkerStats::open`]) count open connections by them.
-pub const STATE_NAMES: [&str; 5] = [
+/// `ReadingProxyHeader`, the newest, comes last so that the columns of the
+/// counters keep their places.
+pub const STATE_NAMES: [&str; 6] = [
     "Idle",
     "ReadingRequest",
     "WritingResponse",
     "SendingFile",
     "Lingering",
+    "ReadingProxyHeader",
 ];
 
 /// The connection's stage, with the data that stage needs.
@@ -220,6 +240,22 @@ enum State {
     /// what the client still sends, so closing does not reset the connection
     /// before the client has read our response.
     Lingering,
+    /// `--proxy-protocol` only, first and once: reading the PROXY protocol
+    /// header that names the client, into the input buffer that will hold
+    /// the first request.
+    ReadingProxyHeader(ProxyReading),
+}
+
+/// `ReadingProxyHeader`'s data.
+#[derive(Debug)]
+struct ProxyReading {
+    /// The header as it arrives, and whatever the balancer sent after it
+    /// (usually the whole first request, in the same segment).
+    input: InputBuffer,
+    /// Header bytes (v2 TLVs) the parser asked us to skip that have not
+    /// arrived yet. Nonzero only once the header's addresses are read: the
+    /// next bytes read, up to this many, are dropped.
+    tlv_bytes_to_skip: usize,
 }
 
 /// `WritingResponse`'s data.
@@ -257,6 +293,7 @@ impl State {
             State::WritingResponse(_) => 2,
             State::SendingFile(_) => 3,
             State::Lingering => 4,
+            State::ReadingProxyHeader(_) => 5,
         }
     }
 
@@ -269,7 +306,7 @@ impl State {
     fn timeout(&self, timeouts: &Timeouts) -> Duration {
         match self {
             State::Idle => timeouts.keepalive,
-            State::ReadingRequest(_) => timeouts.header,
+            State::ReadingRequest(_) | State::ReadingProxyHeader(_) => timeouts.header,
             State::WritingResponse(_) | State::SendingFile(_) => timeouts.send,
             State::Lingering => LINGER_TIMEOUT,
         }
@@ -321,7 +358,8 @@ enum Transfer {
 pub struct Connection {
     /// The nonblocking socket, registered with the worker's `Poll`.
     socket: TcpStream,
-    /// The client's address, for the access log.
+    /// The client's address, for the access log: the socket's peer, or the
+    /// client a PROXY protocol header names.
     peer: IpAddr,
     /// The slab key and token (for traces).
     token: usize,
@@ -339,28 +377,38 @@ pub struct Connection {
 impl Connection {
     /// A freshly accepted connection. It starts `Idle` (no buffer until bytes
     /// arrive) but with the *header* timeout: a client that connects and
-    /// sends nothing is as slow as one that sends half a head. It is assumed
-    /// writable (a new socket has an empty send buffer) but not readable: the
+    /// sends nothing is as slow as one that sends half a head. With
+    /// `--proxy-protocol` it starts `ReadingProxyHeader` instead, holding a
+    /// buffer at once: a balancer sends the header as soon as it has
+    /// connected, usually with the first request. It is assumed writable (a
+    /// new socket has an empty send buffer) but not readable: the
     /// registration reports data that is already there.
     pub fn new(
         socket: TcpStream,
         peer: IpAddr,
         serial: u64,
         token: usize,
-        timeouts: &Timeouts,
-        clock: &Clock,
+        ctx: &mut Context,
     ) -> Connection {
+        let state = if ctx.proxy_protocol {
+            State::ReadingProxyHeader(ProxyReading {
+                input: ctx.pool.take_input(),
+                tlv_bytes_to_skip: 0,
+            })
+        } else {
+            State::Idle
+        };
         Connection {
             socket,
             peer,
             token,
-            timer: TimerSlot::new(serial, clock.now() + timeouts.header),
+            timer: TimerSlot::new(serial, ctx.clock.now() + ctx.timeouts.header),
             readiness: Readiness {
                 writable: true,
                 ..Readiness::default()
             },
             watching_writes: false,
-            state: State::Idle,
+            state,
         }
     }
 
@@ -425,12 +473,19 @@ impl Connection {
     }
 
     /// Tears the connection down: logs a response that was cut short (with
-    /// the bytes actually sent) and returns buffers to the pool. Dropping the
-    /// socket closes it, which also removes it from the epoll set.
+    /// the bytes actually sent), counts a connection that never sent its
+    /// whole PROXY protocol header, and returns buffers to the pool. Dropping
+    /// the socket closes it, which also removes it from the epoll set.
     pub fn close(self, ctx: &mut Context) {
         match self.state {
             State::Idle | State::Lingering => {}
             State::ReadingRequest(input) => ctx.pool.put_input(input),
+            // Whatever ended it (an invalid header, EOF, the header timeout,
+            // a reset), the balancer's connection was refused.
+            State::ReadingProxyHeader(reading) => {
+                ctx.stats.proxy_header_refusals += 1;
+                ctx.pool.put_input(reading.input);
+            }
             State::WritingResponse(Writing {
                 input,
                 mut exchange,
@@ -470,6 +525,7 @@ impl Connection {
                 State::WritingResponse(writing) => self.write_response(writing, ctx),
                 State::SendingFile(sending) => self.send_file(sending, ctx),
                 State::Lingering => self.linger(ctx),
+                State::ReadingProxyHeader(reading) => self.read_proxy_header(reading, ctx),
             };
             match transition {
                 Transition::Next(next) => self.enter(from, next, ctx),
@@ -573,22 +629,98 @@ impl Connection {
             }
             // A full buffer always parses as complete or too large, so there
             // is room here.
-            let spare = input.spare_mut();
-            let wanted = spare.len();
-            let result = (&self.socket).read(spare);
-            unparsed = match self.account(Syscall::Read, result, wanted, ctx) {
-                Transfer::Moved(0) => {
-                    self.readiness.eof = true;
-                    self.readiness.readable = false;
-                    false
-                }
-                Transfer::Moved(count) => {
-                    input.fill(count);
-                    true
-                }
+            unparsed = match self.read_input(&mut input, ctx) {
+                Transfer::Moved(count) => count > 0,
                 Transfer::Nothing => false,
                 Transfer::Failed => {
                     return Transition::Close(Leftover::Held(State::ReadingRequest(input)));
+                }
+            };
+        }
+    }
+
+    /// One `read` into `input`'s free space (which must not be empty): keeps
+    /// the bytes that came, and notes an EOF (`Moved(0)`) in the readiness.
+    #[inline]
+    fn read_input(&mut self, input: &mut InputBuffer, ctx: &mut Context) -> Transfer {
+        let spare = input.spare_mut();
+        let wanted = spare.len();
+        let result = (&self.socket).read(spare);
+        let transfer = self.account(Syscall::Read, result, wanted, ctx);
+        match transfer {
+            Transfer::Moved(0) => {
+                self.readiness.eof = true;
+                self.readiness.readable = false;
+            }
+            Transfer::Moved(count) => input.fill(count),
+            Transfer::Nothing | Transfer::Failed => {}
+        }
+        transfer
+    }
+
+    /// `ReadingProxyHeader`: read until the PROXY protocol header is complete
+    /// and its TLVs (if any) are skipped, take the client's address from it,
+    /// then read the first request from the bytes after it.
+    ///
+    /// Anything but a valid header closes the connection without an HTTP
+    /// answer: whoever sent it does not speak the protocol the balancer
+    /// would, so an error page would be garbage to it (see
+    /// [`crate::proxy`]).
+    ///
+    /// Cold: it runs once per connection, and kept out of line it leaves
+    /// `drive`'s request path as it was without `--proxy-protocol`.
+    #[cold]
+    fn read_proxy_header(&mut self, mut reading: ProxyReading, ctx: &mut Context) -> Transition {
+        // Nothing is buffered when the state starts: read first.
+        let mut unparsed = false;
+        loop {
+            if reading.tlv_bytes_to_skip > 0 {
+                let skipped = reading.tlv_bytes_to_skip.min(reading.input.filled().len());
+                reading.input.consume(skipped);
+                reading.tlv_bytes_to_skip -= skipped;
+                if reading.tlv_bytes_to_skip == 0 {
+                    return Transition::Next(State::ReadingRequest(reading.input));
+                }
+            } else if unparsed {
+                match proxy::parse_header(reading.input.filled()) {
+                    Ok(HeaderStatus::Complete(header)) => {
+                        // `LOCAL` and `UNKNOWN` name no client: the peer is
+                        // the one to log (a balancer's own health check).
+                        if let Some(client) = header.source {
+                            self.peer = client.ip();
+                        }
+                        let client = format_args!("PROXY header: client {}", self.peer);
+                        ctx.tracer.line(TraceLevel::States, self.id(), client);
+                        reading.input.consume(header.consumed);
+                        if header.remaining == 0 {
+                            return Transition::Next(State::ReadingRequest(reading.input));
+                        }
+                        reading.tlv_bytes_to_skip = header.remaining;
+                    }
+                    // A full buffer is never `Partial`: the parser decides
+                    // within 107 bytes (v1) or 52 (v2, up to its addresses).
+                    Ok(HeaderStatus::Partial) => {}
+                    Err(error) => {
+                        let refused = format_args!("PROXY header refused: {error}");
+                        ctx.tracer.line(TraceLevel::States, self.id(), refused);
+                        let held = State::ReadingProxyHeader(reading);
+                        return Transition::Close(Leftover::Held(held));
+                    }
+                }
+            }
+            // The state is held on every close, so that `close` counts the
+            // refusal: EOF before the header is complete, or a failed read.
+            if self.readiness.eof {
+                return Transition::Close(Leftover::Held(State::ReadingProxyHeader(reading)));
+            }
+            if !self.readiness.readable {
+                return Transition::Wait(State::ReadingProxyHeader(reading));
+            }
+            unparsed = match self.read_input(&mut reading.input, ctx) {
+                Transfer::Moved(count) => count > 0,
+                Transfer::Nothing => false,
+                Transfer::Failed => {
+                    return Transition::Close(Leftover::Held(State::ReadingProxyHeader(reading)));
                 }
             };
         }
@@ -900,6 +1032,15 @@ mod tests {
 
     impl Harness {
         fn new(files: &[(&str, &[u8])]) -> Harness {
+            Harness::start(files, false)
+        }
+
+        /// A connection accepted with `--proxy-protocol`.
+        fn behind_balancer(files: &[(&str, &[u8])]) -> Harness {
+            Harness::start(files, true)
+        }
+
+        fn start(files: &[(&str, &[u8])], proxy_protocol: bool) -> Harness {
             let root = tempfile::tempdir().unwrap();
             for (name, contents) in files {
                 std::fs::write(root.path().join(name), contents).unwrap();
@@ -913,7 +1054,7 @@ mod tests {
             accepted.set_nonblocking(true).unwrap();
             let socket = TcpStream::from_std(accepted);
             let poll = Poll::new().unwrap();
-            let ctx = Context {
+            let mut ctx = Context {
                 site: Arc::new(Site::open(root.path()).unwrap()),
                 clock: Clock::new(),
                 pool: BufferPool::default(),
@@ -928,9 +1069,10 @@ mod tests {
                 draining: false,
                 tracer: Tracer::new(TraceLevel::Off, Instant::now(), 0),
                 stats: WorkerStats::default(),
+                proxy_protocol,
+                trusted_proxies: Vec::new(),
             };
-            let mut connection =
-                Connection::new(socket, peer.ip(), 1, 0, &ctx.timeouts, &ctx.clock);
+            let mut connection = Connection::new(socket, peer.ip(), 1, 0, &mut ctx);
             connection.register(poll.registry()).unwrap();
             Harness {
                 poll,
@@ -1163,6 +1305,96 @@ mod tests {
         let mut h = Harness::new(&[]);
         assert_eq!(h.pump(), Outcome::Open);
         assert_eq!(h.state(), "Idle");
+        assert_eq!(
+            h.connection.on_timeout(h.poll.registry(), &mut h.ctx),
+            Outcome::Close
+        );
+    }
+
+    const PROXY_V1: &[u8] = b"PROXY TCP4 203.0.113.7 127.0.0.1 5000 8888\r\n";
+
+    /// A v2 `PROXY` header for TCP over IPv4 from 198.51.100.9:6000, with
+    /// `tlv_len` bytes of (no-op) TLVs after the addresses.
+    fn proxy_v2(tlv_len: u16) -> Vec<u8> {
+        let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+        header.extend_from_slice(&(12 + tlv_len).to_be_bytes());
+        header.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1]);
+        header.extend_from_slice(&6000u16.to_be_bytes());
+        header.extend_from_slice(&8888u16.to_be_bytes());
+        // PP2_TYPE_NOOP (0x04) TLVs: type, 16-bit length, value.
+        let mut left = usize::from(tlv_len);
+        while left > 0 {
+            let value_len = (left - 3).min(1000);
+            header.push(0x04);
+            header.extend_from_slice(&(value_len as u16).to_be_bytes());
+            header.resize(header.len() + value_len, 0);
+            left -= 3 + value_len;
+        }
+        header
+    }
+
+    #[test]
+    fn a_proxy_header_split_into_bytes_names_the_client_then_requests_follow() {
+        let mut h = Harness::behind_balancer(&[("a.txt", b"aaaa")]);
+        assert_eq!(h.state(), "ReadingProxyHeader");
+        for byte in PROXY_V1 {
+            h.client.write_all(&[*byte]).unwrap();
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        // The header is complete; no request byte has come, so the buffer
+        // went back to the pool.
+        assert_eq!(h.state(), "Idle");
+        assert_eq!(h.connection.peer, IpAddr::from([203, 0, 113, 7]));
+        h.client
+            .write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        let response = h.read_exactly(17);
+        assert_eq!(&response, b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(h.ctx.stats.requests, 1);
+    }
+
+    #[test]
+    fn tlvs_longer_than_the_buffer_are_skipped_and_the_request_behind_them_answered() {
+        let mut h = Harness::behind_balancer(&[("a.txt", b"aaaa")]);
+        let mut bytes = proxy_v2(9000);
+        bytes.extend_from_slice(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+        h.client.write_all(&bytes).unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "Idle");
+        assert_eq!(h.connection.peer, IpAddr::from([198, 51, 100, 9]));
+        let response = h.read_exactly(17);
+        assert_eq!(&response, b"HTTP/1.1 200 OK\r\n");
+    }
+
+    #[test]
+    fn a_request_without_a_proxy_header_is_closed_unanswered_and_counted() {
+        let mut h = Harness::behind_balancer(&[]);
+        h.client
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Close);
+        assert_eq!(h.state(), "ReadingProxyHeader");
+        let Harness {
+            connection,
+            mut ctx,
+            mut client,
+            ..
+        } = h;
+        connection.close(&mut ctx);
+        assert_eq!(ctx.stats.proxy_header_refusals, 1);
+        assert_eq!(ctx.pool.spare_counts(), (1, 0));
+        let mut response = Vec::new();
+        let _ = client.read_to_end(&mut response);
+        assert!(response.is_empty(), "{response:?}");
+    }
+
+    #[test]
+    fn a_partial_proxy_header_times_out_without_an_answer() {
+        let mut h = Harness::behind_balancer(&[]);
+        h.client.write_all(&PROXY_V1[..10]).unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        assert_eq!(h.state(), "ReadingProxyHeader");
         assert_eq!(
             h.connection.on_timeout(h.poll.registry(), &mut h.ctx),
             Outcome::Close

@@ -15,6 +15,7 @@ use clap::Parser;
 use mioserve::config::{self, Config, CorsOrigins, LogFormat, LogTarget, ResponseHeader};
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
+use mioserve::proxy::Cidr;
 use mioserve::trace::TraceLevel;
 
 /// The root served when none is given.
@@ -175,6 +176,18 @@ struct Args {
     /// this file (e.g. /index.html) and 200. Missing assets stay 404.
     #[arg(long, value_name = "PATH")]
     fallback: Option<String>,
+
+    /// Every connection starts with a PROXY protocol header (v1 or v2, as
+    /// HAProxy's send-proxy and send-proxy-v2 write it) naming the client to
+    /// log. A missing, invalid or slow header (--header-timeout) closes the
+    /// connection without an answer. Use with --trusted-proxy.
+    #[arg(long)]
+    proxy_protocol: bool,
+
+    /// Only peers in this block may connect (10.0.0.0/8, 192.0.2.7, ::1);
+    /// repeat for more. Others are closed before anything is read.
+    #[arg(long, value_name = "CIDR")]
+    trusted_proxy: Vec<Cidr>,
 }
 
 /// `--cors`'s value: `*` (the flag alone) or one origin.
@@ -224,6 +237,8 @@ impl Args {
             origins => Some(CorsOrigins::Only(origins)),
         };
         config.fallback = self.fallback;
+        config.proxy_protocol = self.proxy_protocol;
+        config.trusted_proxies = self.trusted_proxy;
         config
     }
 }

@@ -193,6 +193,8 @@ impl Server {
                 draining: false,
                 tracer: Tracer::new(config.trace, started, worker_id),
                 stats: WorkerStats::default(),
+                proxy_protocol: config.proxy_protocol,
+                trusted_proxies: config.trusted_proxies.clone(),
             };
             let (worker, waker) = Worker::new(
                 worker_id,

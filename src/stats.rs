@@ -41,6 +41,12 @@ pub struct WorkerStats {
     /// Requests answered `503 Service Unavailable`: their file could not be
     /// opened because descriptors (or kernel memory) ran out.
     pub unavailable: u64,
+    /// `--proxy-protocol`: connections closed before their PROXY protocol
+    /// header was complete (invalid, missing, cut short, or too slow).
+    pub proxy_header_refusals: u64,
+    /// `--trusted-proxy`: connections closed at accept because their peer is
+    /// in no trusted block (also counted in `accepted`).
+    pub untrusted_peers: u64,
 }
 
 impl WorkerStats {
@@ -62,6 +68,8 @@ impl WorkerStats {
         self.timeouts += other.timeouts;
         self.accept_pauses += other.accept_pauses;
         self.unavailable += other.unavailable;
+        self.proxy_header_refusals += other.proxy_header_refusals;
+        self.untrusted_peers += other.untrusted_peers;
         for (sum, n) in self.open.iter_mut().zip(other.open) {
             *sum += n;
         }
@@ -105,22 +113,16 @@ impl StatsBoard {
         let rows = self.snapshot();
         let mut total = WorkerStats::default();
         let mut table = String::from(
-            "worker  accepted  open (idle/reading/writing/sending/lingering)  requests    bytes sent     \
-             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable  health checks\n",
+            "worker  accepted  open (idle/reading/writing/sending/lingering/proxy)  requests    bytes sent     \
+             1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable  health checks  \
+             proxy refusals  untrusted peers\n",
         );
         let row = |table: &mut String, name: &str, s: &WorkerStats| {
-            let open = format!(
-                "{} ({}/{}/{}/{}/{})",
-                s.open.iter().sum::<u64>(),
-                s.open[0],
-                s.open[1],
-                s.open[2],
-                s.open[3],
-                s.open[4]
-            );
+            let by_state: Vec<String> = s.open.iter().map(u64::to_string).collect();
+            let open = format!("{} ({})", s.open.iter().sum::<u64>(), by_state.join("/"));
             let _ = write!(
                 table,
-                "{name:>6} {:>9}  {open:<45} {:>9} {:>13} ",
+                "{name:>6} {:>9}  {open:<51} {:>9} {:>13} ",
                 s.accepted, s.requests, s.bytes_sent
             );
             for n in s.responses {
@@ -128,8 +130,13 @@ impl StatsBoard {
             }
             let _ = writeln!(
                 table,
-                "{:>9} {:>14} {:>12} {:>14}",
-                s.timeouts, s.accept_pauses, s.unavailable, s.health_checks
+                "{:>9} {:>14} {:>12} {:>14} {:>15} {:>16}",
+                s.timeouts,
+                s.accept_pauses,
+                s.unavailable,
+                s.health_checks,
+                s.proxy_header_refusals,
+                s.untrusted_peers
             );
         };
         for (worker, stats) in rows.iter().enumerate() {
@@ -168,7 +175,7 @@ fn json_object(json: &mut String, s: &WorkerStats) {
     let _ = write!(
         json,
         "}},\"requests\":{},\"health_checks\":{},\"bytes_sent\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
-         \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{}}}",
+         \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{},\"proxy_header_refusals\":{},\"untrusted_peers\":{}}}",
         s.requests,
         s.health_checks,
         s.bytes_sent,
@@ -179,7 +186,9 @@ fn json_object(json: &mut String, s: &WorkerStats) {
         s.responses[4],
         s.timeouts,
         s.accept_pauses,
-        s.unavailable
+        s.unavailable,
+        s.proxy_header_refusals,
+        s.untrusted_peers
     );
 }
 
@@ -205,8 +214,9 @@ mod tests {
         let json = String::from_utf8(json).unwrap();
         assert!(json.ends_with(
             "\"total\":{\"accepted\":0,\"open\":{\"Idle\":3,\"ReadingRequest\":0,\"WritingResponse\":0,\
-             \"SendingFile\":0,\"Lingering\":0},\"requests\":4,\"health_checks\":0,\"bytes_sent\":100,\
-             \"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":1},\"timeouts\":0,\"accept_pauses\":0,\"unavailable\":1}}\n"
+             \"SendingFile\":0,\"Lingering\":0,\"ReadingProxyHeader\":0},\"requests\":4,\"health_checks\":0,\
+             \"bytes_sent\":100,\"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":1},\"timeouts\":0,\
+             \"accept_pauses\":0,\"unavailable\":1,\"proxy_header_refusals\":0,\"untrusted_peers\":0}}\n"
         ), "{json}");
         let table = board.table();
         assert_eq!(table.lines().count(), 4, "{table}");

@@ -35,6 +35,13 @@
 //! iteration, not whenever some unrelated event next wakes the loop. Below the
 //! cap, none of this costs a system call.
 //!
+//! ## Trusted proxies
+//! With `--trusted-proxy`, a connection whose peer is in no trusted block is
+//! closed as soon as it is accepted: before it is registered, before a byte
+//! of it is read. Behind a balancer that sends the PROXY protocol, this is
+//! what keeps anyone else from writing a header that names any client they
+//! like (see [`crate::proxy`]).
+//!
 //! ## Tokens and the slab
 //! Connections live in a [`Slab`]; a connection's slab key is its
 //! [`mio::Token`], so an event finds its connection with one index. Keys are
@@ -52,7 +59,7 @@
 //! listeners (`SO_REUSEPORT`, see [`crate::server`]).
 
 use std::io;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,6 +73,7 @@ use slab::Slab;
 use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL};
 use crate::connection::{Connection, Context, Outcome};
 use crate::drain::{Asked, Phase, ShutdownRequest};
+use crate::proxy::Cidr;
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
 use crate::timer::{Due, Timers};
@@ -269,18 +277,19 @@ impl Worker {
     }
 
     /// When the counters should be published next: a second after the last
-    /// time, if anything happened since. Four counters tell: every change of
-    /// a counter comes with an accept, bytes sent, a timeout or an accept
-    /// pause. A connection that only changes state or closes (without
-    /// sending) shows in the open-by-state figures with the next such change,
-    /// or when the main thread asks (`SIGUSR1`).
+    /// time, if anything happened since. Five counters tell: every change of
+    /// a counter comes with an accept, bytes sent, a timeout, an accept pause
+    /// or a refused PROXY protocol header. A connection that only changes
+    /// state or closes (without sending) shows in the open-by-state figures
+    /// with the next such change, or when the main thread asks (`SIGUSR1`).
     fn stats_due(&self) -> Option<Instant> {
         let (published, at) = &self.published;
         let current = &self.ctx.stats;
         let changed = current.accepted != published.accepted
             || current.bytes_sent != published.bytes_sent
             || current.timeouts != published.timeouts
-            || current.accept_pauses != published.accept_pauses;
+            || current.accept_pauses != published.accept_pauses
+            || current.proxy_header_refusals != published.proxy_header_refusals;
         changed.then_some(*at + STATS_PUBLISH_INTERVAL)
     }
 
@@ -345,12 +354,25 @@ impl Worker {
                 return;
             }
             match listener.accept() {
+                Ok((_, peer)) if !is_trusted(&self.ctx.trusted_proxies, peer.ip()) => {
+                    // Dropping the socket closes it, unread and unregistered.
+                    self.ctx.stats.accepted += 1;
+                    self.ctx.stats.untrusted_peers += 1;
+                    self.ctx.tracer.worker_line(
+                        TraceLevel::Events,
+                        format_args!(
+                            "refused #{} from {peer}: not a trusted proxy",
+                            self.next_serial
+                        ),
+                    );
+                    self.next_serial += 1;
+                }
                 Ok((socket, peer)) => {
                     if let Err(error) = add_connection(
                         &self.poll,
                         &mut self.connections,
                         &mut self.timers,
-                        &self.ctx,
+                        &mut self.ctx,
                         socket,
                         peer,
                         self.next_serial,
@@ -498,13 +520,19 @@ impl Worker {
     }
 }
 
+/// Whether `--trusted-proxy` lets `peer` connect: always when no block is
+/// given.
+fn is_trusted(trusted_proxies: &[Cidr], peer: IpAddr) -> bool {
+    trusted_proxies.is_empty() || trusted_proxies.iter().any(|block| block.contains(peer))
+}
+
 /// Registers a new connection under its slab key and schedules its header
 /// deadline.
 fn add_connection(
     poll: &Poll,
     connections: &mut Slab<Connection>,
     timers: &mut Timers,
-    ctx: &Context,
+    ctx: &mut Context,
     socket: TcpStream,
     peer: SocketAddr,
     serial: u64,
@@ -512,7 +540,9 @@ fn add_connection(
     // `TCP_NODELAY` came with the socket: Linux copies it from the listener.
     let entry = connections.vacant_entry();
     let key = entry.key();
-    let mut connection = Connection::new(socket, peer.ip(), serial, key, &ctx.timeouts, &ctx.clock);
+    let mut connection = Connection::new(socket, peer.ip(), serial, key, ctx);
+    // On failure the connection is dropped: its socket closes, and a buffer
+    // it took (`--proxy-protocol`) is freed rather than pooled.
     connection.register(poll.registry())?;
     let connection = entry.insert(connection);
     timers.schedule(key, &mut connection.timer);
