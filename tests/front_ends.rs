@@ -40,7 +40,8 @@ struct Nginx {
 
 impl Nginx {
     /// Writes `body` (the `http` or `stream` block, and a `load_module` line if needed)
-    /// under the settings every run needs, checks it, and starts nginx in `host`.
+    /// under the settings every run needs, checks it, and starts nginx in `host`. nginx
+    /// takes `load_module` only before any block, so those lines go first.
     fn start(host: &Host, body: &str) -> Nginx {
         let nginx = require("nginx", "nginx");
         let dir = tempfile::tempdir().expect("nginx directory");
@@ -51,7 +52,11 @@ impl Nginx {
             "daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n\
              error_log {prefix}/error.log warn;\nevents {{}}\n"
         );
-        std::fs::write(&config, format!("{common}{body}")).unwrap();
+        let (modules, blocks): (Vec<&str>, Vec<&str>) = body
+            .lines()
+            .partition(|line| line.starts_with("load_module"));
+        let text = format!("{}\n{common}{}\n", modules.join("\n"), blocks.join("\n"));
+        std::fs::write(&config, text).unwrap();
         // Checked where it runs: `-t` binds the listening address too.
         let checked = run(
             host.ns
@@ -152,11 +157,14 @@ fn total(json: &str, name: &str) -> u64 {
     digits.parse().unwrap()
 }
 
-/// `curl -s URL` from `host`, expecting a 2xx answer; returns the body.
+/// `curl -s URL` from `host`, expecting a 2xx answer; returns the body. A refused
+/// connection is retried for a few seconds: nginx writes its pid file before every
+/// listener of a fresh namespace is reachable.
 fn curl(host: &Host, url: &str) -> String {
     let curl = require("curl", "curl");
+    let retry = ["--retry", "20", "--retry-delay", "0", "--retry-connrefused"];
     let out = run(
-        host.ns.command(curl).args(["-sf", url]),
+        host.ns.command(curl).arg("-sf").args(retry).arg(url),
         Duration::from_secs(10),
     );
     assert!(out.status.success(), "curl {url}: {:?}", out.status);
@@ -181,6 +189,11 @@ fn nginx_http_proxy_reuses_its_upstream_connections() {
     let prefix = tempfile::tempdir().unwrap();
     let _nginx = Nginx::start(front, &http_proxy(front.ip, back.ip, prefix.path()));
     let base = format!("http://{}:{FRONTEND_PORT}", front.ip);
+    // Once nginx answers (curl retries until it listens), wrk can start.
+    assert_eq!(
+        curl(client, &format!("{base}/hello.txt")).as_bytes(),
+        content("hello.txt")
+    );
 
     let load = Load::start(
         &client.ns,

@@ -10,12 +10,15 @@ declare -A package_of=(
     [chromium]=chromium [curl]=curl [wget]=wget [ab]=apache2-utils
     [h2load]=nghttp2-client [wrk]=wrk [ip]=iproute2 [python3]=python3
     [logrotate]=logrotate [goaccess]=goaccess [jq]=jq
-    [systemd-socket-activate]=systemd [haproxy]=haproxy
+    [systemd-socket-activate]=systemd [haproxy]=haproxy [nginx]=nginx
 )
 missing=()
 for program in "${!package_of[@]}"; do
     command -v "$program" > /dev/null || missing+=("${package_of[$program]}")
 done
+# nginx's stream module (for the PROXY protocol front-end test) is a package
+# of its own.
+[[ -e /usr/lib/nginx/modules/ngx_stream_module.so ]] || missing+=(libnginx-mod-stream)
 if ((${#missing[@]})); then
     echo "tests/run.sh: installing ${missing[*]}" >&2
     sudo=()

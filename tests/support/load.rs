@@ -18,6 +18,9 @@ use super::tools::{self, GroupGuard, collect, require, spawn_in_group};
 /// How long wrk may take to print its report once asked to stop.
 const WRK_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long wrk may take to start (print its `Running ...` line).
+const WRK_START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One wrk run inside a namespace, killed with its group if the test ends first.
 pub struct Load {
     /// What this load is, for messages ("keep-alive", ...).
@@ -29,17 +32,32 @@ pub struct Load {
 
 impl Load {
     /// Starts wrk in `ns` against `url` with one thread and 4 connections, `extra`
-    /// arguments after those (a later `-c` wins).
+    /// arguments after those (a later `-c` wins), and waits until it runs. wrk's stdout
+    /// is made line-buffered (`stdbuf -oL`) so that its `Running ...` line shows when it
+    /// has set up its SIGINT handler: a SIGINT before that would kill it with no report.
     pub fn start(ns: &Netns, what: &'static str, url: &str, extra: &[&str]) -> Load {
         let wrk = require("wrk", "wrk");
-        let mut command = ns.command(wrk);
+        let mut command = ns.command("stdbuf");
         command
+            .arg("-oL")
+            .arg(wrk)
             .args(["-t", "1", "-c", "4", "-d", "600s", "--timeout", "10s"])
             .args(extra)
             .arg(url);
         let mut wrk = spawn_in_group(&mut command);
         let group = GroupGuard::new(&wrk);
         let stdout = collect(wrk.stdout.take().expect("piped stdout"));
+        let stderr = collect(wrk.stderr.take().expect("piped stderr"));
+        let running = wait_until(WRK_START_TIMEOUT, || stdout.has_read("Running "));
+        if !running {
+            let _ = wrk.kill();
+            let _ = wrk.wait();
+            panic!(
+                "{what}: wrk did not start within {WRK_START_TIMEOUT:?}: {:?} {:?}",
+                String::from_utf8_lossy(&stdout.finish()),
+                String::from_utf8_lossy(&stderr.finish())
+            );
+        }
         Load {
             what,
             wrk,

@@ -149,6 +149,11 @@ pub fn collect(mut pipe: impl Read + Send + 'static) -> Collected {
 }
 
 impl Collected {
+    /// Whether what has been read so far contains `needle`.
+    pub fn has_read(&self, needle: &str) -> bool {
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).contains(needle)
+    }
+
     /// Everything read, once the pipe has reached EOF. The writer must be gone by now (its
     /// group killed), so this cannot block for long; a reader still stuck after a second
     /// (a grandchild that escaped the group keeps the pipe open) is abandoned and what it
