@@ -523,10 +523,10 @@ def header_timeout(port: int) -> None:
 
 
 def accepts_across_workers(port: int) -> None:
-    """Eight connections at once, one request each: the kernel spreads them
+    """Twelve connections at once, one request each: the kernel spreads them
     over the two workers' SO_REUSEPORT listeners (by a hash of the client's
     port, so the split varies from run to run)."""
-    clients = [connect(port) for _ in range(8)]
+    clients = [connect(port) for _ in range(12)]
     threads = [threading.Thread(target=one_request, args=(sock,)) for sock in clients]
     for thread in threads:
         thread.start()
@@ -553,7 +553,7 @@ class Scenario:
 
 SCENARIOS = [
     Scenario(
-        "reuseport", "accept spreading over two SO_REUSEPORT workers: 8 connections at once", 2, accepts_across_workers
+        "reuseport", "accept spreading over two SO_REUSEPORT workers: 12 connections at once", 2, accepts_across_workers
     ),
     Scenario(
         "keepalive",
