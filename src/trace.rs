@@ -43,7 +43,7 @@
 //! (`line`, `status`), `head` (`fields`) and `note` (`text`, for the rarer
 //! lines: PROXY headers, shutdown phases, refused peers).
 //!
-//! Each step is described once, as a [`Step`], and written in the chosen
+//! Each step is described once, as a `Step`, and written in the chosen
 //! format by one function per format, so the two can never say different
 //! things.
 
