@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::files::SymlinkPolicy;
 use crate::listeners::Binding;
 use crate::proxy::Cidr;
-use crate::trace::TraceLevel;
+use crate::trace::{TraceFormat, TraceLevel};
 
 /// Port used when `--port` is not given.
 pub const DEFAULT_PORT: u16 = 8888;
@@ -290,6 +290,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// What `--trace` prints to stderr.
     pub trace: TraceLevel,
+    /// How `--trace` writes its lines: text for people, JSON for tools.
+    pub trace_format: TraceFormat,
     /// Where the live counters are served as JSON (`--stats-path`), if at all.
     pub stats_path: Option<String>,
     /// Where symlinks under the root may lead (`--follow-symlinks`).
@@ -339,6 +341,7 @@ impl Config {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             trace: TraceLevel::Off,
+            trace_format: TraceFormat::Text,
             stats_path: None,
             symlinks: SymlinkPolicy::Beneath,
             health_path: None,

@@ -432,6 +432,7 @@ impl Connection {
     /// Handles the expiry of the current state's deadline.
     pub fn on_timeout(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
         let from = self.state.name();
+        ctx.tracer.timeout(self.id(), from);
         match mem::replace(&mut self.state, State::Idle) {
             // The client sent part of a head and stalled: tell it why we
             // hang up (nginx closes silently; a 408 is kinder to debug).
@@ -450,8 +451,7 @@ impl Connection {
             }
             state => {
                 self.state = state;
-                let timed_out = format_args!("{from} timed out");
-                ctx.tracer.line(TraceLevel::States, self.id(), timed_out);
+                ctx.tracer.transition(self.id(), from, "closed");
                 Outcome::Close
             }
         }

@@ -409,7 +409,7 @@ fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
 /// Appends `raw` as a JSON string (RFC 8259 §7), quotes included: UTF-8 text
 /// as is, except `"`, `\` and control characters (C0, DEL, C1), which are
 /// escaped; each sequence that is not UTF-8 becomes `\ufffd`.
-fn push_json_string(out: &mut Vec<u8>, raw: &[u8]) {
+pub(crate) fn push_json_string(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
     for chunk in raw.utf8_chunks() {
         let mut rest = chunk.valid();

@@ -16,7 +16,7 @@ use mioserve::config::{self, Config, CorsOrigins, LogFormat, LogTarget, Response
 use mioserve::files::SymlinkPolicy;
 use mioserve::listeners::Binding;
 use mioserve::proxy::Cidr;
-use mioserve::trace::TraceLevel;
+use mioserve::trace::{TraceFormat, TraceLevel};
 
 /// The root served when none is given.
 const DEFAULT_ROOT: &str = "htdocs";
@@ -121,6 +121,11 @@ struct Args {
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_value = "off", default_missing_value = "states", value_name = "LEVEL")]
     trace: TraceLevel,
 
+    /// How `--trace` writes its lines: `text` (aligned columns) or `json`
+    /// (one object per line, for tools such as docs/timeline/timeline.py).
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    trace_format: TraceFormat,
+
     /// Serve the live counters as JSON at this path (e.g. /_stats); kept out
     /// of the access log.
     #[arg(long, value_name = "PATH", value_parser = parse_own_path)]
@@ -221,6 +226,7 @@ impl Args {
         config.header_timeout = Duration::from_secs(self.header_timeout);
         config.send_timeout = Duration::from_secs(self.send_timeout);
         config.trace = self.trace;
+        config.trace_format = self.trace_format;
         config.stats_path = self.stats_path;
         if self.follow_symlinks {
             config.symlinks = SymlinkPolicy::Anywhere;

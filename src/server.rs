@@ -191,7 +191,8 @@ impl Server {
                     keepalive: config.keepalive_timeout,
                 },
                 draining: false,
-                tracer: Tracer::new(config.trace, started, worker_id),
+                tracer: Tracer::new(config.trace, started, worker_id)
+                    .in_format(config.trace_format),
                 stats: WorkerStats::default(),
                 proxy_protocol: config.proxy_protocol,
                 trusted_proxies: config.trusted_proxies.clone(),

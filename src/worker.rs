@@ -5,6 +5,7 @@
 //! ```text
 //! loop {
 //!     wait in epoll_wait until a socket is ready or the next deadline passes
+//!     (`--trace=events` prints each wake-up: "woke with 3 events")
 //!     read the clock once for the whole iteration
 //!     drop files that changed from the cache (inotify)
 //!     for each readiness event: run that connection's state machine
@@ -233,6 +234,7 @@ impl Worker {
                     return Err(error);
                 }
             }
+            self.ctx.tracer.wake(&events);
             self.ctx.clock.update();
             // Files that changed are dropped from the cache before any request
             // of this batch is answered: a request sent after a change never
@@ -380,10 +382,7 @@ impl Worker {
                         self.report(format_args!("cannot set up a connection: {error}"));
                     } else {
                         self.ctx.stats.accepted += 1;
-                        self.ctx.tracer.worker_line(
-                            TraceLevel::Events,
-                            format_args!("accept #{} from {peer}", self.next_serial),
-                        );
+                        self.ctx.tracer.accept(self.next_serial, peer);
                     }
                     self.next_serial += 1;
                 }
