@@ -137,6 +137,18 @@ pub enum Phase {
     Stopped,
 }
 
+/// The phase's name, as `--trace=states` prints it (`Serving -> Draining`).
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Serving => "Serving",
+            Phase::Draining { .. } => "Draining",
+            Phase::Stopping { .. } => "Stopping",
+            Phase::Stopped => "Stopped",
+        })
+    }
+}
+
 impl Phase {
     /// The phase after this one, one step at a time (a worker acts on every
     /// step), given what was asked, the time and whether connections are

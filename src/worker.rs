@@ -443,7 +443,7 @@ impl Worker {
             }
             self.ctx.tracer.worker_line(
                 TraceLevel::States,
-                format_args!("shutdown phase {:?} -> {next:?}", self.phase),
+                format_args!("shutdown phase {} -> {next}", self.phase),
             );
             self.phase = next;
             // From draining on, every response closes its connection and the
