@@ -406,7 +406,7 @@ pub fn decode_path(target: &[u8], out: &mut Vec<u8>) -> Result<PathForm, Status>
         return Err(Status::BadRequest);
     }
     let mut segment_start = 0;
-    let mut rest = &path[..];
+    let mut rest = path;
     let names_directory = loop {
         // Plain bytes are copied a run at a time: only `%`, `/` and NUL need
         // a decision, and a typical path has a handful of them.
