@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CPU instructions mioserve executes per request, counted by callgrind.
 
-    python3 benches/instructions.py            # 200 and 304 of a 1 KiB file
-    python3 benches/instructions.py --annotate # and where they go, by function
+    python3 benches/instructions.py                     # 200 and 304 of a 1 KiB file
+    python3 benches/instructions.py --annotate          # and where they go, by function
+    python3 benches/instructions.py --working-set 2000  # cache misses, with system calls
 
 Why instructions: on a shared 2-core machine req/s moves by ±20 % from run
 to run, so a 5 % gain in the request path cannot be seen in a load test.
@@ -17,7 +18,14 @@ both, so (instructions(MANY) - instructions(FEW)) / (MANY - FEW) is the cost
 of one steady-state request: reading it, parsing, answering, the access-log
 line, and the loop around them.
 
-Installs valgrind with apt when missing. Runs against 127.0.0.1 only and
+With ``--working-set N`` the client asks for N distinct 1 KiB files in
+turn, over and over: with N larger than the file cache (512 entries), the
+misses the cache cannot avoid. The first two rounds over the set are in both
+runs (FEW = 2N, MANY = 2N + 2,000), so the difference is the steady state.
+That mode also counts system calls per request the same way, with
+``strace -c -f`` (without valgrind), by name.
+
+Installs valgrind and strace with apt when missing. Runs against 127.0.0.1 only and
 stops the server itself (SIGTERM) after each run.
 """
 
@@ -90,15 +98,50 @@ def connect(port: int, server: subprocess.Popen) -> socket.socket:
             time.sleep(0.1)
 
 
-def count(binary: Path, root: Path, request_template: str, requests: int, out_dir: Path) -> int:
-    """Total instructions of one server run that answers `requests` requests."""
-    port = free_port()
+# The working-set files: small enough to be cached, one more than fits.
+WORKING_SET_FILE_BYTES = 1024
+
+
+def working_set_template(index: int) -> str:
+    return f"GET /ws/{index:05d}.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def make_working_set(root: Path, files: int) -> None:
+    (root / "ws").mkdir()
+    for index in range(files):
+        (root / "ws" / f"{index:05d}.txt").write_bytes(bytes([97 + index % 26]) * WORKING_SET_FILE_BYTES)
+
+
+def count(binary: Path, root: Path, templates: list[str], requests: int, out_dir: Path) -> int:
+    """Total instructions of one server run that answers `requests` requests,
+    cycling over `templates`."""
     out_file = out_dir / f"callgrind.{requests}.out"
+    tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
+    serve(tool, binary, root, templates, requests, out_dir)
+    totals = re.search(r"^(?:summary|totals): (\d+)", out_file.read_text(), re.M)
+    return int(totals.group(1))
+
+
+def count_syscalls(binary: Path, root: Path, templates: list[str], requests: int, out_dir: Path) -> dict[str, int]:
+    """System calls of one server run that answers `requests` requests, by name."""
+    out_file = out_dir / f"strace.{requests}.out"
+    serve(["strace", "-c", "-f", "-o", str(out_file)], binary, root, templates, requests, out_dir)
+    calls = {}
+    # `% time  seconds  usecs/call  calls  [errors]  syscall`
+    for line in out_file.read_text().splitlines():
+        fields = line.split()
+        if len(fields) in (5, 6) and fields[0][0].isdigit() and fields[-1] != "total":
+            calls[fields[-1]] = int(fields[3])
+    return calls
+
+
+def serve(tool: list[str], binary: Path, root: Path, templates: list[str], requests: int, out_dir: Path) -> None:
+    """Runs the server under `tool` while one keep-alive client sends
+    `requests` requests, cycling over `templates`."""
+    port = free_port()
     server = subprocess.Popen(
         [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out_file}",
+            *tool,
             str(binary),
             "--threads",
             "1",
@@ -117,39 +160,64 @@ def count(binary: Path, root: Path, request_template: str, requests: int, out_di
         pending = b""
         validators = {"etag": "", "last_modified": ""}
         for i in range(requests):
-            sock.sendall(request_template.format(**validators).encode())
+            sock.sendall(templates[i % len(templates)].format(**validators).encode())
             head, pending = read_response(sock, pending)
             if i == 0:  # the first request is a plain GET: keep its validators
                 validators["etag"] = header(head, b"ETag")
                 validators["last_modified"] = header(head, b"Last-Modified")
         sock.close()
     finally:
-        server.send_signal(signal.SIGTERM)
+        # valgrind runs the server in its own process; strace runs it as a
+        # child, and writes its summary once that child has exited.
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        os.kill(int(children[0]) if children else server.pid, signal.SIGTERM)
         server.wait(timeout=START_TIMEOUT_S)
-    totals = re.search(r"^(?:summary|totals): (\d+)", out_file.read_text(), re.M)
-    return int(totals.group(1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotate", action="store_true", help="also print the top functions of the MANY run")
+    parser.add_argument(
+        "--working-set", type=int, metavar="N", help="cycle over N distinct 1 KiB files instead (cache misses)"
+    )
     args = parser.parse_args()
-    ensure_installed({"valgrind": "valgrind", "callgrind_annotate": "valgrind"})
+    ensure_installed({"valgrind": "valgrind", "callgrind_annotate": "valgrind", "strace": "strace"})
     binary = build()
     with tempfile.TemporaryDirectory(prefix="mioserve-callgrind-") as tmp_name:
         tmp = Path(tmp_name)
         root = tmp / "root"
         make_fixture_root(root)
-        for case, template in CASES.items():
-            few = count(binary, root, template, FEW, tmp)
-            many = count(binary, root, template, MANY, tmp)
+        if args.working_set:
+            make_working_set(root, args.working_set)
+            cases = {f"miss ({args.working_set} files)": [working_set_template(i) for i in range(args.working_set)]}
+            few_requests = 2 * args.working_set
+        else:
+            cases = {case: [template] for case, template in CASES.items()}
+            few_requests = FEW
+        many_requests = few_requests + MANY - FEW
+        for case, templates in cases.items():
+            few = count(binary, root, templates, few_requests, tmp)
+            many = count(binary, root, templates, many_requests, tmp)
             print(
                 f"{case}: {(many - few) / (MANY - FEW):,.0f} instructions per request "
                 f"(({many:,} - {few:,}) / {MANY - FEW:,})"
             )
+            if args.working_set:
+                few_calls = count_syscalls(binary, root, templates, few_requests, tmp)
+                many_calls = count_syscalls(binary, root, templates, many_requests, tmp)
+                per_request = {
+                    name: (many_calls.get(name, 0) - few_calls.get(name, 0)) / (MANY - FEW)
+                    for name in many_calls.keys() | few_calls.keys()
+                }
+                listed = ", ".join(
+                    f"{name} {calls:.2f}"
+                    for name, calls in sorted(per_request.items(), key=lambda kv: -kv[1])
+                    if calls >= 0.01
+                )
+                print(f"{case}: {sum(per_request.values()):.2f} system calls per request ({listed})")
             if args.annotate:
                 out = subprocess.run(
-                    ["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{MANY}.out")],
+                    ["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{many_requests}.out")],
                     capture_output=True,
                     text=True,
                     check=True,

@@ -66,13 +66,37 @@
 //! also drops any entry of the newly hidden file. The worker calls it with
 //! the log it writes to, at start and after every switch to a reopened log.
 //!
-//! ## Bounds
+//! ## Bounds, and which files get in
 //! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
 //! worker. When full, the least recently used entry is evicted (found by a
 //! linear scan: it happens only on a miss, and the table is small).
+//!
+//! While there is room, every small file that is opened is cached. Once the
+//! cache is full, a file gets in only on its *second* miss within a window
+//! of recent misses (TinyLFU's "doorkeeper", `Doorkeeper`); a file missed
+//! once is answered from disk, with `sendfile`, and leaves the cache as it
+//! was. Without this rule, a working set larger than the cache (say 1,000
+//! files requested in turn) evicts an entry on every request and hits
+//! never: each miss paid for watching, reading and copying a file that is
+//! evicted again before its next request, and for unwatching the one it
+//! evicted (8 system calls per request where a plain `sendfile` takes 6),
+//! plus the scan for the eviction. The window is counted in misses, not in
+//! time or requests: while the cache serves most requests, misses are rare
+//! and a file asked for again soon gets in at its second request.
+//!
+//! ## Hashing the key
+//! Every request hashes its key (a hit looks it up twice: once to check
+//! freshness, once to serve). The standard library's SipHash cost about 220
+//! instructions per lookup of a short path, more than parsing the request;
+//! with foldhash (hashbrown's own default, randomly seeded per table) a hit
+//! costs about 400 instructions less (callgrind, `benches/instructions.py`). Its weaker resistance to chosen collisions does not
+//! matter here: a client chooses the keys it *looks up*, but only the names
+//! of files that exist get *into* the table, at most [`MAX_CACHED_FILES`] of
+//! them, so no request can make a chain of colliding entries.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::BuildHasher as _;
 use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -101,6 +125,17 @@ pub const CACHE_VALIDITY: Duration = Duration::from_secs(1);
 /// unlinked), and its name going away.
 const WATCHED_CHANGES: u32 =
     libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVE_SELF | libc::IN_DELETE_SELF;
+
+/// How many distinct missed files one generation of the [`Doorkeeper`]
+/// notes before it starts the next: a file is admitted into a full cache if
+/// it missed before within the last one or two generations (between this
+/// many and twice this many misses ago).
+const ADMISSION_WINDOW_MISSES: usize = MAX_CACHED_FILES / 2;
+
+/// Bits in each generation of the [`Doorkeeper`]: with
+/// [`ADMISSION_WINDOW_MISSES`] keys noted, about one lookup in 16 of a key
+/// never seen finds its bit set anyway, and admits that file a miss early.
+const DOORKEEPER_BITS: usize = 4096;
 
 /// Size of the fixed part of `struct inotify_event`: `wd`, `mask`, `cookie`,
 /// `len`, each four bytes; `len` bytes of name follow.
@@ -242,13 +277,55 @@ enum Found {
     NotAFile(Served<'static>),
 }
 
+/// Which files missed recently, as bits of their keys' hashes, in two
+/// generations: the one being filled and the one before it. A fixed-size
+/// bit set, so noting a miss allocates nothing and costs a few instructions.
+#[derive(Debug)]
+struct Doorkeeper {
+    /// The generation being filled.
+    current: [u64; DOORKEEPER_BITS / 64],
+    /// The generation before: still counts as recent.
+    previous: [u64; DOORKEEPER_BITS / 64],
+    /// How many keys `current` has noted, up to [`ADMISSION_WINDOW_MISSES`].
+    noted: usize,
+}
+
+impl Doorkeeper {
+    const fn new() -> Doorkeeper {
+        Doorkeeper {
+            current: [0; DOORKEEPER_BITS / 64],
+            previous: [0; DOORKEEPER_BITS / 64],
+            noted: 0,
+        }
+    }
+
+    /// Whether the key hashed to `hash` missed before within the window; if
+    /// not, notes this miss (and starts a new generation when this one is
+    /// full).
+    fn has_seen(&mut self, hash: u64) -> bool {
+        let bit = hash as usize % DOORKEEPER_BITS;
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        if (self.current[word] | self.previous[word]) & mask != 0 {
+            return true;
+        }
+        self.current[word] |= mask;
+        self.noted += 1;
+        if self.noted == ADMISSION_WINDOW_MISSES {
+            self.previous = self.current;
+            self.current = [0; DOORKEEPER_BITS / 64];
+            self.noted = 0;
+        }
+        false
+    }
+}
+
 /// A worker's cache of small files, keyed by the decoded path as requested
 /// (before `index.html` is appended), with a trailing `/` for directory
 /// requests: `"a/b"` and `"a/b/"` are different requests.
 #[derive(Debug)]
 pub struct FileCache {
     /// The cached files, by key.
-    entries: HashMap<Box<[u8]>, CachedFile>,
+    entries: HashMap<Box<[u8]>, CachedFile, foldhash::fast::RandomState>,
     /// The sum of the entries' body lengths, bounded by [`MAX_CACHED_BYTES`].
     content_bytes: usize,
     /// A clock that ticks once per request, for least-recently-used order.
@@ -263,6 +340,8 @@ pub struct FileCache {
     /// The access log's file, answered as not found whatever name leads to
     /// it; `None` when there is no log file to hide.
     hidden: Option<Inode>,
+    /// The files that missed recently: which may enter a full cache.
+    doorkeeper: Doorkeeper,
 }
 
 impl Default for FileCache {
@@ -287,12 +366,13 @@ impl FileCache {
     /// An empty cache with its own inotify instance.
     pub fn new() -> FileCache {
         FileCache {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             content_bytes: 0,
             uses: 0,
             key: Vec::new(),
             watcher: sys::inotify_init().ok(),
             hidden: None,
+            doorkeeper: Doorkeeper::new(),
         }
     }
 
@@ -492,15 +572,35 @@ impl FileCache {
             self.confirm(facts, sidecars, now);
             return Found::Cached;
         }
-        if file.len <= MAX_CACHED_FILE_BYTES && self.insert(&file, facts, sidecars, now).is_ok() {
+        if file.len <= MAX_CACHED_FILE_BYTES
+            && self.admits(file.len, stale.is_some())
+            && self.insert(&file, facts, sidecars, now).is_ok()
+        {
             return Found::Cached;
         }
-        // Too large to cache, or changed while being read.
+        // Too large to cache, not admitted, or changed while being read.
         Found::Disk {
             file: file.file,
             facts,
             sidecars,
         }
+    }
+
+    /// Whether a file of `len` bytes just opened under the current key may be
+    /// cached: a new version of a cached file (`replaces`) always, any other
+    /// file while there is room, and in a full cache only a file that missed
+    /// before within the window (see "Bounds, and which files get in").
+    fn admits(&mut self, len: u64, replaces: bool) -> bool {
+        if replaces || self.has_room_for(len as usize) {
+            return true;
+        }
+        let hash = self.entries.hasher().hash_one(&self.key[..]);
+        self.doorkeeper.has_seen(hash)
+    }
+
+    /// Whether `len` more bytes fit without evicting anything.
+    fn has_room_for(&self, len: usize) -> bool {
+        self.entries.len() < MAX_CACHED_FILES && self.content_bytes + len <= MAX_CACHED_BYTES
     }
 
     /// What [`FileCache::find`] found, as the caller answers it.
@@ -613,9 +713,7 @@ impl FileCache {
                 self.release_watch(old.watch);
             }
         }
-        while self.entries.len() >= MAX_CACHED_FILES
-            || self.content_bytes + body.len() > MAX_CACHED_BYTES && !self.entries.is_empty()
-        {
+        while !self.has_room_for(body.len()) && !self.entries.is_empty() {
             self.evict_least_recently_used();
         }
         self.content_bytes += body.len();
@@ -842,6 +940,9 @@ mod tests {
             freshness(&mut cache, b"f0", PathForm::File, now),
             Freshness::Fresh
         );
+        // The cache is full: a new file gets in at its second miss (see
+        // `a_full_cache_admits_a_file_at_its_second_miss`).
+        serve(&mut cache, &root, &names[MAX_CACHED_FILES], now);
         cached(serve(&mut cache, &root, &names[MAX_CACHED_FILES], now));
         assert_eq!(cache.len(), MAX_CACHED_FILES);
         assert_eq!(
@@ -852,6 +953,76 @@ mod tests {
             freshness(&mut cache, b"f1", PathForm::File, now),
             Freshness::Missing
         );
+    }
+
+    #[test]
+    fn a_full_cache_admits_a_file_at_its_second_miss() {
+        let now = Instant::now();
+        let names: Vec<String> = (0..MAX_CACHED_FILES).map(|i| format!("f{i}")).collect();
+        let mut files: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(|name| (name.as_str(), &b"x"[..]))
+            .collect();
+        files.push(("new", b"new"));
+        let (dir, root) = site(&files);
+        let mut cache = FileCache::new();
+        for name in &names {
+            cached(serve(&mut cache, &root, name, now));
+        }
+        // Seen once: answered from disk, and the cache is left as it was.
+        match serve(&mut cache, &root, "new", now) {
+            Served::File(FileBody::Disk { facts, .. }) => assert_eq!(facts.len, 3),
+            other => panic!("expected a file from disk, got {other:?}"),
+        }
+        assert_eq!(
+            freshness(&mut cache, b"new", PathForm::File, now),
+            Freshness::Missing
+        );
+        assert_eq!(
+            freshness(&mut cache, b"f0", PathForm::File, now),
+            Freshness::Fresh
+        );
+        // Seen twice: cached, evicting the least recently used entry, and
+        // served from memory from then on.
+        assert_eq!(&*cached(serve(&mut cache, &root, "new", now)).body, b"new");
+        assert_eq!(cache.len(), MAX_CACHED_FILES);
+        assert_eq!(
+            freshness(&mut cache, b"f1", PathForm::File, now),
+            Freshness::Missing
+        );
+        assert_eq!(
+            freshness(&mut cache, b"new", PathForm::File, now),
+            Freshness::Fresh
+        );
+        // An admitted entry is invalidated like any other.
+        std::fs::write(dir.path().join("new"), b"newer").unwrap();
+        cache.apply_changes();
+        assert_eq!(
+            freshness(&mut cache, b"new", PathForm::File, now),
+            Freshness::Missing
+        );
+        // That left room: the next miss is cached at once.
+        assert_eq!(
+            &*cached(serve(&mut cache, &root, "new", now)).body,
+            b"newer"
+        );
+    }
+
+    #[test]
+    fn the_doorkeeper_forgets_a_miss_after_two_generations() {
+        let mut doorkeeper = Doorkeeper::new();
+        assert!(!doorkeeper.has_seen(7), "first miss");
+        assert!(doorkeeper.has_seen(7), "second miss");
+        // Misses of other keys (each its own bit) fill this generation, then
+        // the next: the first miss of key 7 is then out of the window.
+        let others = (8..).take(2 * ADMISSION_WINDOW_MISSES);
+        for (noted, other) in others.enumerate() {
+            assert!(!doorkeeper.has_seen(other), "miss {noted} of a new key");
+            if noted + 1 == ADMISSION_WINDOW_MISSES {
+                assert!(doorkeeper.has_seen(7), "one generation ago still counts");
+            }
+        }
+        assert!(!doorkeeper.has_seen(7), "forgotten after two generations");
     }
 
     #[test]

@@ -747,8 +747,9 @@ impl Connection {
                 && exchange.keep_alive
                 && !ctx.draining
                 && output.len() < MAX_BATCHED_OUTPUT_BYTES;
-            if batchable {
-                let rest = &input.filled()[exchange.consumed..];
+            let rest = &input.filled()[exchange.consumed..];
+            // Nothing pipelined (the usual case): no second parse.
+            if batchable && !rest.is_empty() {
                 // The next request's spans are relative to `rest`, which is
                 // what `input.filled()` will be once this one is consumed.
                 if let Ok(Parsed::Complete(next)) = request::parse(rest) {

@@ -406,20 +406,30 @@ pub fn decode_path(target: &[u8], out: &mut Vec<u8>) -> Result<PathForm, Status>
         return Err(Status::BadRequest);
     }
     let mut segment_start = 0;
-    let mut bytes = path.iter().copied();
+    let mut rest = path;
     let names_directory = loop {
-        let byte = match bytes.next() {
-            Some(b'%') => {
-                let high = bytes.next().and_then(hex_value);
-                let low = bytes.next().and_then(hex_value);
-                match (high, low) {
-                    (Some(high), Some(low)) => high << 4 | low,
-                    _ => return Err(Status::BadRequest),
-                }
-            }
-            Some(byte) => byte,
-            None => break end_segment(out, segment_start)?,
+        // Plain bytes are copied a run at a time: only `%`, `/` and NUL need
+        // a decision, and a typical path has a handful of them.
+        let Some(at) = rest.iter().position(|&b| matches!(b, b'%' | b'/' | 0)) else {
+            out.extend_from_slice(rest);
+            break end_segment(out, segment_start)?;
         };
+        out.extend_from_slice(&rest[..at]);
+        let byte = if rest[at] == b'%' {
+            let high = rest.get(at + 1).copied().and_then(hex_value);
+            let low = rest.get(at + 2).copied().and_then(hex_value);
+            rest = rest.get(at + 3..).unwrap_or_default();
+            match (high, low) {
+                (Some(high), Some(low)) => high << 4 | low,
+                _ => return Err(Status::BadRequest),
+            }
+        } else {
+            let byte = rest[at];
+            rest = &rest[at + 1..];
+            byte
+        };
+        // A decoded byte counts as if it had been sent as itself: `%2f`
+        // separates segments, `%00` is refused.
         match byte {
             0 => return Err(Status::BadRequest),
             b'/' => {

@@ -50,7 +50,9 @@ impl<'a> HeadWriter<'a> {
         self.out.extend_from_slice(formatted);
     }
 
-    /// Appends `name: value`.
+    /// Appends `name: value`. Inlined: every caller names a constant field,
+    /// whose copy then compiles to a few moves instead of a `memcpy` call.
+    #[inline]
     pub fn header(&mut self, name: &str, value: &[u8]) {
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(name.as_bytes());
@@ -92,8 +94,9 @@ impl<'a> HeadWriter<'a> {
     pub fn connection(&mut self, keep_alive: Option<Duration>) {
         match keep_alive {
             Some(timeout) => {
-                self.header("Connection", b"keep-alive");
-                self.header("Keep-Alive", b"timeout=");
+                // Every keep-alive response carries these: one constant copy.
+                self.out
+                    .extend_from_slice(b"\r\nConnection: keep-alive\r\nKeep-Alive: timeout=");
                 push_decimal(self.out, timeout.as_secs());
             }
             None => self.header("Connection", b"close"),
