@@ -102,6 +102,16 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// Readiness events fetched from the kernel in one `poll` call.
 pub const EVENTS_PER_POLL: usize = 1024;
 
+/// Most file bytes one connection sends per turn of the event loop. A
+/// connection that reaches it while its socket still takes bytes yields: the
+/// worker serves every other ready connection before giving it another turn
+/// (see [`crate::connection`], "Take turns"). Without it, one `sendfile` on
+/// loopback or a fast link keeps copying for as long as the receiver's window
+/// is open (measured: up to 10 MiB in one call), and every other connection
+/// of the worker waits. nginx's `sendfile_max_chunk` is 2 MiB for the same
+/// reason; the measurement behind this value is in `docs/benchmarks.md`.
+pub const FILE_BYTES_PER_TURN: usize = 2 * 1024 * 1024;
+
 /// File descriptors the default connection cap leaves free for the process
 /// itself (standard streams, the document root, the access log) and, above
 /// all, for files being sent from disk: a connection answered from the memory

@@ -67,6 +67,22 @@
 //! - **After a transition, run the next state at once.** The data it needs
 //!   may already be here: a pipelined request in the buffer, room in the send
 //!   buffer. Waiting for another event would stall the connection.
+//! - **Take turns.** A worker serves many connections on one thread, so
+//!   no connection may keep it for long. Draining to `WouldBlock` would let
+//!   one download do just that: on loopback or a fast link the kernel keeps
+//!   taking file bytes for as long as the receiver's window is open, several
+//!   MiB in one `sendfile`, while the worker's other connections wait. So
+//!   `SendingFile` sends at most [`FILE_BYTES_PER_TURN`] per turn and then
+//!   *yields*: it stops while the socket is still writable and
+//!   [`Connection::on_event`] returns [`Outcome::Yielded`]. That breaks the
+//!   drain rule on purpose, and with it the promise of a new edge: the
+//!   kernel reports none for a socket that is still writable. So the worker
+//!   keeps a list of yielded connections and gives each another turn
+//!   ([`Connection::take_turn`]) once every ready connection has had one,
+//!   without sleeping in `epoll_wait` while the list is not empty (nginx does
+//!   the same with `sendfile_max_chunk` and its "posted next" events). A
+//!   connection is on that list at most once (`owed_turn`): one that also
+//!   gets an event meanwhile runs a turn for it but does not queue a second.
 //! - **Every event may be spurious.** Handlers act on what the system calls
 //!   say, never on the event alone.
 //! - **Closing is an outcome, not a state.** Handlers return
@@ -89,7 +105,7 @@ use mio::{Interest, Registry, Token};
 use crate::buffer::{BufferPool, InputBuffer};
 use crate::cache::FileCache;
 use crate::clock::Clock;
-use crate::config::LINGER_TIMEOUT;
+use crate::config::{FILE_BYTES_PER_TURN, LINGER_TIMEOUT};
 use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
@@ -99,9 +115,6 @@ use crate::stats::WorkerStats;
 use crate::sys;
 use crate::timer::TimerSlot;
 use crate::trace::{ConnectionId, Syscall, TraceLevel, Tracer};
-
-/// Largest count passed to one `sendfile` call (Linux caps each call at this).
-const MAX_SENDFILE_BYTES: usize = 0x7fff_f000;
 
 /// A batch of pipelined responses stops growing past this many bytes; the
 /// rest of the pipeline is answered once the batch is sent.
@@ -161,6 +174,9 @@ enum Transition {
     Next(State),
     /// Stay in this state until the next readiness event or timeout.
     Wait(State),
+    /// Stay in this state, still ready to go on, but let the worker's other
+    /// connections have their turn first (see "Take turns" above).
+    Yield(State),
     /// The connection is finished; [`Connection::close`] cleans up what it
     /// leaves.
     Close(Leftover),
@@ -182,6 +198,11 @@ enum Leftover {
 pub enum Outcome {
     /// Keep it registered; it waits for its next event or deadline.
     Open,
+    /// Keep it registered, and give it another turn
+    /// ([`Connection::take_turn`]) before the worker sleeps again: it
+    /// stopped with its socket still writable, and no event will come for
+    /// that (see "Take turns" above).
+    Yielded,
     /// Remove it from the slab and [`Connection::close`] it.
     Close,
 }
@@ -370,6 +391,11 @@ pub struct Connection {
     /// Whether the socket is registered for writability too (after the first
     /// write that blocked).
     watching_writes: bool,
+    /// Whether the worker owes this connection a turn: it yielded, and the
+    /// worker's list of yielded connections holds it. Keeps a connection
+    /// that yields again before that turn (after an event) from being
+    /// listed twice, which would double its share.
+    owed_turn: bool,
     /// Where the connection is in its life.
     state: State,
 }
@@ -408,6 +434,7 @@ impl Connection {
                 ..Readiness::default()
             },
             watching_writes: false,
+            owed_turn: false,
             state,
         }
     }
@@ -426,6 +453,14 @@ impl Connection {
         self.readiness.writable |= event.is_writable() || event.is_write_closed() || error;
         self.readiness.hangup |= event.is_read_closed();
         ctx.tracer.event(self.id(), event);
+        self.drive(registry, ctx)
+    }
+
+    /// Gives a connection that yielded ([`Outcome::Yielded`]) its next turn:
+    /// runs the state machine on from where it stopped. Its readiness still
+    /// says writable, so it needs no event.
+    pub fn take_turn(&mut self, registry: &Registry, ctx: &mut Context) -> Outcome {
+        self.owed_turn = false;
         self.drive(registry, ctx)
     }
 
@@ -540,6 +575,14 @@ impl Connection {
                         return Outcome::Close;
                     }
                     return Outcome::Open;
+                }
+                Transition::Yield(state) => {
+                    self.state = state;
+                    // Already listed: the turn owed covers this one too.
+                    if mem::replace(&mut self.owed_turn, true) {
+                        return Outcome::Open;
+                    }
+                    return Outcome::Yielded;
                 }
                 Transition::Close(leftover) => {
                     ctx.tracer.transition(self.id(), from, "closed");
@@ -866,15 +909,22 @@ impl Connection {
     }
 
     /// `SendingFile`: `sendfile` until the body is out. After `WouldBlock` the
-    /// offset in the body is where the next writable event resumes.
+    /// offset in the body is where the next writable event resumes; after
+    /// [`FILE_BYTES_PER_TURN`] bytes, where the next turn resumes.
     fn send_file(&mut self, mut sending: Sending, ctx: &mut Context) -> Transition {
+        let mut turn_left = FILE_BYTES_PER_TURN;
         while sending.body.remaining > 0 {
             if !self.readiness.writable {
                 return Transition::Wait(State::SendingFile(sending));
             }
+            if turn_left == 0 {
+                let turn =
+                    format_args!("SendingFile yields its turn ({FILE_BYTES_PER_TURN} bytes sent)");
+                ctx.tracer.line(TraceLevel::States, self.id(), turn);
+                return Transition::Yield(State::SendingFile(sending));
+            }
             let body = &mut sending.body;
-            let count = usize::try_from(body.remaining)
-                .map_or(MAX_SENDFILE_BYTES, |n| n.min(MAX_SENDFILE_BYTES));
+            let count = usize::try_from(body.remaining).map_or(turn_left, |n| n.min(turn_left));
             let result = sys::sendfile(&self.socket, &body.file, &mut body.offset, count);
             match self.account(Syscall::Sendfile, result, count, ctx) {
                 // The file shrank after we announced its length. The client
@@ -884,6 +934,7 @@ impl Connection {
                     return Transition::Close(Leftover::Held(State::SendingFile(sending)));
                 }
                 Transfer::Moved(sent) => {
+                    turn_left -= sent;
                     body.remaining -= sent as u64;
                     sending.exchange.body_bytes += sent as u64;
                 }
@@ -1096,11 +1147,16 @@ mod tests {
                     return Outcome::Open;
                 }
                 for event in self.events.iter() {
-                    if self
-                        .connection
-                        .on_event(event, self.poll.registry(), &mut self.ctx)
-                        == Outcome::Close
-                    {
+                    let mut outcome =
+                        self.connection
+                            .on_event(event, self.poll.registry(), &mut self.ctx);
+                    // What the worker does for a connection that yielded.
+                    while outcome == Outcome::Yielded {
+                        outcome = self
+                            .connection
+                            .take_turn(self.poll.registry(), &mut self.ctx);
+                    }
+                    if outcome == Outcome::Close {
                         return Outcome::Close;
                     }
                 }

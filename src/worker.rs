@@ -9,6 +9,7 @@
 //!     read the clock once for the whole iteration
 //!     drop files that changed from the cache (inotify)
 //!     for each readiness event: run that connection's state machine
+//!     give connections that yielded their turn another one
 //!     close or answer connections whose deadline passed
 //!     accept new connections until WouldBlock or the connection cap
 //!     follow the shutdown phases: drain, stop accepting, end idle connections
@@ -35,6 +36,15 @@
 //! slot freed by a timeout is taken by a waiting client in the same
 //! iteration, not whenever some unrelated event next wakes the loop. Below the
 //! cap, none of this costs a system call.
+//!
+//! ## Turns
+//! A connection sending a big file stops after its share of bytes while its
+//! socket still takes more, so that one download cannot hold the loop (see
+//! [`crate::connection`], "Take turns"). No event will come for a socket
+//! that stays writable, so the worker lists such connections (`yielded`)
+//! and runs them again itself, after the events of the batch; while that
+//! list is not empty, `epoll_wait` does not sleep, it only collects what
+//! became ready meanwhile.
 //!
 //! ## Trusted proxies
 //! With `--trusted-proxy`, a connection whose peer is in no trusted block is
@@ -128,6 +138,10 @@ pub struct Worker {
     accept: AcceptState,
     /// Open connections; the key is the token.
     connections: Slab<Connection>,
+    /// Connections that yielded their turn with their socket still
+    /// writable, each with its serial (the slot may be reused once it
+    /// closes), in the order they yielded: the worker owes each a turn.
+    yielded: Vec<(usize, u64)>,
     /// Most connections this worker holds at once; beyond it, new ones wait
     /// in the kernel's accept queue.
     max_connections: usize,
@@ -177,6 +191,7 @@ impl Worker {
             id,
             accept: AcceptState::Pending,
             connections: Slab::new(),
+            yielded: Vec::new(),
             max_connections,
             next_serial: 0,
             timers: Timers::default(),
@@ -259,6 +274,7 @@ impl Worker {
                     Token(key) => self.on_connection_event(key, event),
                 }
             }
+            self.give_owed_turns();
             // Deadlines before accepting: a slot freed by a timeout goes to a
             // connection waiting in the queue now, not at the next wake-up.
             self.expire_deadlines();
@@ -306,10 +322,14 @@ impl Worker {
         self.published = (stats, self.ctx.clock.now());
     }
 
-    /// How long `poll` may sleep: until the earliest deadline of any kind,
-    /// or forever when nothing is scheduled. mio rounds up to whole
-    /// milliseconds, so a deadline never makes the loop spin.
+    /// How long `poll` may sleep: not at all while connections are owed a
+    /// turn; else until the earliest deadline of any kind, or forever when
+    /// nothing is scheduled. mio rounds up to whole milliseconds, so a
+    /// deadline never makes the loop spin.
     fn poll_timeout(&self) -> Option<Duration> {
+        if !self.yielded.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let backoff = match self.accept {
             AcceptState::BackingOff(until) => Some(until),
             _ => None,
@@ -334,8 +354,41 @@ impl Worker {
         };
         match connection.on_event(event, self.poll.registry(), &mut self.ctx) {
             Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+            Outcome::Yielded => {
+                self.timers.schedule(key, &mut connection.timer);
+                self.yielded.push((key, connection.timer.serial));
+            }
             Outcome::Close => self.close(key),
         }
+    }
+
+    /// Gives each connection listed in `yielded` its turn, in the order
+    /// they yielded: those listed before this call, and those that yielded
+    /// in this iteration's events (every ready connection has had its turn
+    /// by now). One that yields again is listed anew, for the next
+    /// iteration.
+    fn give_owed_turns(&mut self) {
+        let owed = self.yielded.len();
+        for index in 0..owed {
+            let (key, serial) = self.yielded[index];
+            // Closed since (a deadline), its slot perhaps reused: the serial
+            // tells.
+            let Some(connection) = self.connections.get_mut(key) else {
+                continue;
+            };
+            if connection.timer.serial != serial {
+                continue;
+            }
+            match connection.take_turn(self.poll.registry(), &mut self.ctx) {
+                Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+                Outcome::Yielded => {
+                    self.timers.schedule(key, &mut connection.timer);
+                    self.yielded.push((key, serial));
+                }
+                Outcome::Close => self.close(key),
+            }
+        }
+        self.yielded.drain(..owed);
     }
 
     /// Accepts until the listener's queue is empty (`WouldBlock`), the
@@ -423,6 +476,10 @@ impl Worker {
                     self.ctx.stats.timeouts += 1;
                     match connection.on_timeout(self.poll.registry(), &mut self.ctx) {
                         Outcome::Open => self.timers.schedule(entry.key, &mut connection.timer),
+                        Outcome::Yielded => {
+                            self.timers.schedule(entry.key, &mut connection.timer);
+                            self.yielded.push((entry.key, connection.timer.serial));
+                        }
                         Outcome::Close => self.close(entry.key),
                     }
                 }
