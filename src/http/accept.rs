@@ -28,8 +28,10 @@ pub fn weight(accept: &[u8], range: &[u8]) -> Option<Weight> {
 }
 
 /// Whether a request with this `Accept` (or none, which accepts anything)
-/// takes an HTML page: `text/html`, `text/*` or `*/*` with a weight above
-/// zero. A browser's navigation does; `fetch()` of a JSON API with
+/// takes an HTML page: the weight of the most specific range listed among
+/// `text/html`, `text/*` and `*/*` is above zero (RFC 9110 §12.5.1: the most
+/// specific reference wins, so `text/html;q=0, */*` refuses HTML). A
+/// browser's navigation does take it; `fetch()` of a JSON API with
 /// `Accept: application/json` does not.
 pub fn accepts_html(accept: Option<&[u8]>) -> bool {
     let Some(accept) = accept else {
@@ -37,7 +39,8 @@ pub fn accepts_html(accept: Option<&[u8]>) -> bool {
     };
     [&b"text/html"[..], b"text/*", b"*/*"]
         .iter()
-        .any(|range| weight(accept, range).is_some_and(|weight| weight > 0))
+        .find_map(|range| weight(accept, range))
+        .is_some_and(|weight| weight > 0)
 }
 
 #[cfg(test)]
@@ -76,6 +79,9 @@ mod tests {
             "application/json",
             "image/*",
             "text/html;q=0, */*;q=0",
+            "text/html;q=0, */*;q=0.8",
+            "text/html;q=0, text/*, */*",
+            "text/*;q=0, */*",
             "text/css",
         ] {
             assert!(!accepts_html(Some(accept.as_bytes())), "{accept}");
