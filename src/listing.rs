@@ -57,6 +57,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::ascii::push_decimal;
 use crate::files::{self, DocumentRoot, Inode};
 use crate::http::accept;
+use crate::json;
 
 /// Most directory entries read for one listing, hidden ones included. Reading
 /// 10,000 entries of a warm directory and rendering them takes about
@@ -242,7 +243,7 @@ impl Listing {
         let mut url = Vec::new();
         directory_url(path, &mut url);
         out.extend_from_slice(b"{\"path\":");
-        push_json_string(out, &String::from_utf8_lossy(&url));
+        json::push_string(out, &url);
         out.extend_from_slice(b",\"entries\":[");
         let mut name_path = Vec::new();
         for (index, entry) in self.entries.iter().enumerate() {
@@ -250,7 +251,7 @@ impl Listing {
                 out.push(b',');
             }
             out.extend_from_slice(b"\n{\"name\":");
-            push_json_string(out, &String::from_utf8_lossy(&entry.name));
+            json::push_string(out, &entry.name);
             out.extend_from_slice(match entry.kind {
                 Kind::Directory => b",\"type\":\"directory\",\"size\":",
                 Kind::File => b",\"type\":\"file\",\"size\":",
@@ -260,7 +261,7 @@ impl Listing {
             push_decimal(out, unix_seconds(entry.modified));
             out.extend_from_slice(b",\"url\":");
             entry_url(path, &entry.name, entry.kind, &mut name_path, &mut url);
-            push_json_string(out, &String::from_utf8_lossy(&url));
+            json::push_string(out, &url);
             out.push(b'}');
         }
         out.extend_from_slice(b"],\"truncated\":");
@@ -389,27 +390,6 @@ fn unix_seconds(time: SystemTime) -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Appends `text` as a JSON string (RFC 8259 §7): quotes and backslashes
-/// escaped, control characters as `\u00XX`; everything else, non-ASCII
-/// included, as itself (JSON text is UTF-8).
-fn push_json_string(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
-    for &byte in text.as_bytes() {
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0..0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(byte >> 4)]);
-                out.push(HEX[usize::from(byte & 0xf)]);
-            }
-            _ => out.push(byte),
-        }
-    }
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,16 +421,6 @@ mod tests {
                 "{accept:?}"
             );
         }
-    }
-
-    #[test]
-    fn json_strings_escape_quotes_backslashes_and_controls() {
-        let mut out = Vec::new();
-        push_json_string(&mut out, "a\"b\\c\n\u{1}\u{7f}é\u{fffd}");
-        assert_eq!(
-            out,
-            "\"a\\\"b\\\\c\\u000a\\u0001\u{7f}é\u{fffd}\"".as_bytes()
-        );
     }
 
     #[test]
