@@ -49,7 +49,7 @@
 
 use std::fs::{File, Metadata};
 use std::hash::{DefaultHasher, Hasher};
-use std::io;
+use std::io::{self, Write as _};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -219,16 +219,12 @@ impl Listing {
         if let Some(parent) = parent_path(path) {
             url.clear();
             directory_url(parent, &mut url);
-            link_row(out, &url, "../", None);
+            link_row(out, &url, b"../", None);
         }
         let mut name_path = Vec::new();
         for entry in &self.entries {
             entry_url(path, &entry.name, entry.kind, &mut name_path, &mut url);
-            let mut shown = String::from_utf8_lossy(&entry.name).into_owned();
-            if entry.kind == Kind::Directory {
-                shown.push('/');
-            }
-            link_row(out, &url, &shown, Some(entry));
+            link_row(out, &url, &entry.name, Some(entry));
         }
         out.extend_from_slice(b"</tbody>\n</table>\n");
         if self.truncated {
@@ -302,25 +298,43 @@ impl Entry {
 }
 
 /// One row of the HTML table: a link (an encoded URL path, escaped again for
-/// the attribute) with its text, then size and time for an entry.
-fn link_row(out: &mut Vec<u8>, url: &[u8], text: &str, entry: Option<&Entry>) {
+/// the attribute) with its text, the name `name` (and a slash for a
+/// directory), then size and time for an entry.
+fn link_row(out: &mut Vec<u8>, url: &[u8], name: &[u8], entry: Option<&Entry>) {
     out.extend_from_slice(b"<tr><td><a href=\"");
-    // An encoded path is ASCII; the path encoding leaves `&` in it, which
-    // must become `&amp;` here (`&lt;` in a name would decode to `<`).
+    // An encoded path is ASCII (so this borrows, never copies); the path
+    // encoding leaves `&` in it, which must become `&amp;` here (`&lt;` in
+    // a name would decode to `<`).
     html_escape::encode_double_quoted_attribute_to_vec(String::from_utf8_lossy(url), out);
     out.extend_from_slice(b"\">");
-    html_escape::encode_text_to_vec(text, out);
+    push_html_text(out, name);
+    if entry.is_some_and(|entry| entry.kind == Kind::Directory) {
+        out.push(b'/');
+    }
     out.extend_from_slice(b"</a></td><td>");
     if let Some(entry) = entry {
         if entry.kind == Kind::File {
             push_size(out, entry.size);
         }
         out.extend_from_slice(b"</td><td>");
-        out.extend_from_slice(httpdate::fmt_http_date(entry.modified).as_bytes());
+        // As the head writer writes `Last-Modified`: formatted in place.
+        let _ = write!(out, "{}", httpdate::HttpDate::from(entry.modified));
     } else {
         out.extend_from_slice(b"</td><td>");
     }
     out.extend_from_slice(b"</td></tr>\n");
+}
+
+/// Appends the file-system name `name` as HTML text, each sequence that is
+/// not UTF-8 as U+FFFD (as `String::from_utf8_lossy` would, without making
+/// that string).
+fn push_html_text(out: &mut Vec<u8>, name: &[u8]) {
+    for chunk in name.utf8_chunks() {
+        html_escape::encode_text_to_vec(chunk.valid(), out);
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
 }
 
 /// A decoded directory path as people read it: `/a/b/`, invalid UTF-8 as
@@ -382,7 +396,8 @@ fn push_size(out: &mut Vec<u8>, size: u64) {
         value /= 1024.0;
         unit += 1;
     }
-    out.extend_from_slice(format!("{value:.1} {}", UNITS[unit]).as_bytes());
+    // Into the buffer directly: `format!` would allocate a string per row.
+    let _ = write!(out, "{value:.1} {}", UNITS[unit]);
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -421,6 +436,16 @@ mod tests {
                 "{accept:?}"
             );
         }
+    }
+
+    #[test]
+    fn names_are_html_text_with_invalid_utf8_replaced() {
+        let mut out = Vec::new();
+        push_html_text(&mut out, b"<a&b>\xff\xfe \"q\" caf\xc3\xa9");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "&lt;a&amp;b&gt;\u{fffd}\u{fffd} \"q\" café"
+        );
     }
 
     #[test]
