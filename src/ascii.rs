@@ -1,4 +1,5 @@
-//! Numbers and client addresses appended to byte buffers as ASCII.
+//! Numbers (decimal, or a byte in hex) and client addresses appended to byte
+//! buffers as ASCII.
 //!
 //! Why not `write!`: `core::fmt` is general (padding, alignment, any
 //! `Display` behind a trait object), and that generality costs a few hundred
@@ -26,6 +27,16 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[start..]);
+}
+
+/// Appends `byte` as two uppercase hex digits (`\x1B` in the access log,
+/// `\u001B` in JSON).
+pub fn push_hex_byte(out: &mut Vec<u8>, byte: u8) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[
+        HEX_DIGITS[usize::from(byte >> 4)],
+        HEX_DIGITS[usize::from(byte & 15)],
+    ]);
 }
 
 /// Appends an address as `Display` writes it: dotted quad for IPv4, RFC 5952
@@ -58,6 +69,15 @@ mod tests {
             let mut out = b"x".to_vec();
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn hex_bytes_are_two_uppercase_digits() {
+        for byte in [0, 9, 10, 0x1b, 0x7f, 0x9b, 0xff] {
+            let mut out = Vec::new();
+            push_hex_byte(&mut out, byte);
+            assert_eq!(out, format!("{byte:02X}").into_bytes());
         }
     }
 

@@ -234,6 +234,8 @@ struct Exchange {
 /// The names of the connection states, in the order of their variants (the
 /// private `State::index` maps each to its place): the trace prints them,
 /// and the counters ([`WorkerStats::open`]) count open connections by them.
+/// A test holds this list and `State::index` to the variants' own names, so
+/// neither can drift when a state is added.
 /// `ReadingProxyHeader`, the newest, comes last so that the columns of the
 /// counters keep their places.
 pub const STATE_NAMES: [&str; 6] = [
@@ -1176,6 +1178,61 @@ mod tests {
 
     fn count_responses(bytes: &[u8]) -> usize {
         bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
+    }
+
+    /// One connection state of every kind, with placeholder data.
+    fn every_state() -> Vec<State> {
+        let exchange = || Exchange {
+            request_line: Span::default(),
+            consumed: 0,
+            status: Status::Ok,
+            keep_alive: true,
+            unread_input: false,
+            head_len: 0,
+            body_bytes: 0,
+            record: Record::Logged,
+        };
+        vec![
+            State::Idle,
+            State::ReadingRequest(InputBuffer::new()),
+            State::WritingResponse(Writing {
+                input: InputBuffer::new(),
+                exchange: exchange(),
+                output: Vec::new(),
+                written: 0,
+                file_body: None,
+            }),
+            State::SendingFile(Sending {
+                input: InputBuffer::new(),
+                exchange: exchange(),
+                body: FileSend {
+                    file: tempfile::tempfile().unwrap(),
+                    offset: 0,
+                    remaining: 0,
+                },
+            }),
+            State::Lingering,
+            State::ReadingProxyHeader(ProxyReading {
+                input: InputBuffer::new(),
+                tlv_bytes_to_skip: 0,
+            }),
+        ]
+    }
+
+    /// `STATE_NAMES` and `State::index` are written by hand; the variant
+    /// names `Debug` prints are the compiler's. Every index is used once,
+    /// and each names its own variant.
+    #[test]
+    fn state_names_are_the_variant_names() {
+        let states = every_state();
+        let mut indices: Vec<usize> = states.iter().map(State::index).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, (0..STATE_NAMES.len()).collect::<Vec<_>>());
+        for state in &states {
+            let debug = format!("{state:?}");
+            let variant = debug.split('(').next().unwrap();
+            assert_eq!(state.name(), variant, "{debug}");
+        }
     }
 
     #[test]

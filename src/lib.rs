@@ -29,7 +29,8 @@
 //! [`stats`] (per-worker counters, on `SIGUSR1` and `--stats-path`).
 //!
 //! Supporting pieces: [`config`] (every limit and timeout, documented),
-//! [`ascii`] (numbers into buffers without `core::fmt`),
+//! [`ascii`] (numbers into buffers without `core::fmt`), [`json`] (the one
+//! JSON string escaper: access log, trace and listings),
 //! [`buffer`] (pooled buffers: idle connections hold none), [`cache`] (small
 //! files in memory, invalidated by inotify), [`clock`] (the
 //! time, formatted once a second), [`sys`] (the only `unsafe`: `sendfile`,
@@ -50,6 +51,7 @@ pub mod connection;
 pub mod drain;
 pub mod files;
 pub mod http;
+pub mod json;
 pub mod listeners;
 pub mod listing;
 pub mod log;

@@ -38,7 +38,7 @@
 //!
 //! (one line in the log). `time` is RFC 3339 in UTC; `request` is the request
 //! line as sent; `referer` and `user_agent` are `null` when absent. Strings
-//! are escaped as RFC 8259 requires (`\"`, `\\`, control characters as `\n`,
+//! are escaped ([`crate::json`]) as RFC 8259 requires (`\"`, `\\`, control characters as `\n`,
 //! `\r`, `\t` or `\u00XX`, and the C1 controls and DEL too, so that the line
 //! is safe on a terminal). Bytes that are not UTF-8 cannot be written in JSON
 //! at all; each invalid sequence becomes U+FFFD, written `\ufffd` (the
@@ -93,12 +93,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::ascii::{push_decimal, push_ip};
+use crate::ascii::{push_decimal, push_hex_byte, push_ip};
 use crate::clock::LogTime;
 use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogFormat, LogTarget};
 use crate::files::Inode;
 use crate::http::Status;
 use crate::http::request::{LoggedHeaders, logged_headers};
+use crate::json;
 
 /// One open access-log destination, and what a worker needs to know about it.
 #[derive(Debug)]
@@ -360,7 +361,7 @@ impl LogEntry<'_> {
         out.extend_from_slice(b"\",\"client\":\"");
         push_ip(out, self.client);
         out.extend_from_slice(b"\",\"request\":");
-        push_json_string(out, self.request_line);
+        json::push_string(out, self.request_line);
         out.extend_from_slice(b",\"status\":");
         push_decimal(out, u64::from(self.status.code()));
         out.extend_from_slice(b",\"bytes\":");
@@ -375,15 +376,13 @@ impl LogEntry<'_> {
         ] {
             out.extend_from_slice(name);
             match value {
-                Some(value) => push_json_string(out, value),
+                Some(value) => json::push_string(out, value),
                 None => out.extend_from_slice(b"null"),
             }
         }
         out.push(b'}');
     }
 }
-
-const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Appends `raw` with every byte that could break the line's format (quotes,
 /// backslashes, control and non-ASCII bytes) written as `\xHH`, as nginx
@@ -395,53 +394,11 @@ fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
     while let Some(at) = rest.iter().position(|&byte| !is_plain(byte)) {
         out.extend_from_slice(&rest[..at]);
         let byte = rest[at];
-        out.extend_from_slice(&[
-            b'\\',
-            b'x',
-            HEX_DIGITS[usize::from(byte >> 4)],
-            HEX_DIGITS[usize::from(byte & 15)],
-        ]);
+        out.extend_from_slice(br"\x");
+        push_hex_byte(out, byte);
         rest = &rest[at + 1..];
     }
     out.extend_from_slice(rest);
-}
-
-/// Appends `raw` as a JSON string (RFC 8259 §7), quotes included: UTF-8 text
-/// as is, except `"`, `\` and control characters (C0, DEL, C1), which are
-/// escaped; each sequence that is not UTF-8 becomes `\ufffd`.
-pub(crate) fn push_json_string(out: &mut Vec<u8>, raw: &[u8]) {
-    out.push(b'"');
-    for chunk in raw.utf8_chunks() {
-        let mut rest = chunk.valid();
-        while let Some((at, special)) = rest
-            .char_indices()
-            .find(|&(_, character)| matches!(character, '"' | '\\') || character.is_control())
-        {
-            out.extend_from_slice(&rest.as_bytes()[..at]);
-            match special {
-                '"' => out.extend_from_slice(br#"\""#),
-                '\\' => out.extend_from_slice(br"\\"),
-                '\n' => out.extend_from_slice(br"\n"),
-                '\r' => out.extend_from_slice(br"\r"),
-                '\t' => out.extend_from_slice(br"\t"),
-                // Every control character is below U+0100.
-                control => {
-                    let code = control as u32 as u8;
-                    out.extend_from_slice(br"\u00");
-                    out.extend_from_slice(&[
-                        HEX_DIGITS[usize::from(code >> 4)],
-                        HEX_DIGITS[usize::from(code & 15)],
-                    ]);
-                }
-            }
-            rest = &rest[at + special.len_utf8()..];
-        }
-        out.extend_from_slice(rest.as_bytes());
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice(br"\ufffd");
-        }
-    }
-    out.push(b'"');
 }
 
 #[cfg(test)]

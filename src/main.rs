@@ -99,7 +99,10 @@ struct Args {
     #[arg(long)]
     no_log: bool,
 
-    /// Most simultaneous connections [default: from the open-files limit].
+    /// Most simultaneous connections [default: from the open-files limit],
+    /// split evenly between the workers. Each worker holds its own share: a
+    /// client the kernel hashes to a full worker waits in the accept queue
+    /// even while another worker has room.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
 

@@ -235,12 +235,12 @@ impl Server {
 
     /// Every worker's counters as a text table. Workers publish them once a
     /// second; call [`Server::refresh_stats`] first for up-to-date figures.
-    pub fn stats_table(&self) -> String {
+    fn stats_table(&self) -> String {
         self.board.table()
     }
 
     /// Connections open in all workers, as last published.
-    pub fn open_connections(&self) -> u64 {
+    fn open_connections(&self) -> u64 {
         self.board
             .snapshot()
             .iter()
@@ -250,14 +250,14 @@ impl Server {
 
     /// Asks every worker to publish its counters now (they do so on their
     /// next loop iteration, within milliseconds).
-    pub fn refresh_stats(&self) -> io::Result<()> {
+    fn refresh_stats(&self) -> io::Result<()> {
         self.wake_workers()
     }
 
     /// Opens the access log's path again (after logrotate renamed the file)
     /// and has every worker switch to the new file; on an error the old file
     /// is kept. `None` when the log is not a file (`--log -`, `--no-log`).
-    pub fn reopen_log(&self) -> Option<io::Result<()>> {
+    fn reopen_log(&self) -> Option<io::Result<()>> {
         let reopened = self.log.as_ref()?.reopen()?;
         Some(reopened.and_then(|()| self.wake_workers()))
     }
@@ -285,7 +285,7 @@ impl Server {
     }
 
     /// Whether every worker has returned.
-    pub fn has_stopped(&self) -> bool {
+    fn has_stopped(&self) -> bool {
         self.workers.iter().all(JoinHandle::is_finished)
     }
 
@@ -299,7 +299,7 @@ impl Server {
     /// Waits for every worker to return (after [`Server::drain`] or
     /// [`Server::stop_now`]), then returns the first worker error, if any,
     /// and the final counters.
-    pub fn join_with_stats(self) -> (io::Result<()>, String) {
+    fn join_with_stats(self) -> (io::Result<()>, String) {
         let board = Arc::clone(&self.board);
         (self.join(), board.table())
     }

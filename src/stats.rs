@@ -61,19 +61,34 @@ impl WorkerStats {
     }
 
     fn add(&mut self, other: &WorkerStats) {
-        self.accepted += other.accepted;
-        self.requests += other.requests;
-        self.health_checks += other.health_checks;
-        self.bytes_sent += other.bytes_sent;
-        self.timeouts += other.timeouts;
-        self.accept_pauses += other.accept_pauses;
-        self.unavailable += other.unavailable;
-        self.proxy_header_refusals += other.proxy_header_refusals;
-        self.untrusted_peers += other.untrusted_peers;
-        for (sum, n) in self.open.iter_mut().zip(other.open) {
+        // Taken apart field by field, so that a new counter cannot be
+        // forgotten here: the pattern would no longer compile.
+        let WorkerStats {
+            accepted,
+            open,
+            requests,
+            health_checks,
+            bytes_sent,
+            responses,
+            timeouts,
+            accept_pauses,
+            unavailable,
+            proxy_header_refusals,
+            untrusted_peers,
+        } = *other;
+        self.accepted += accepted;
+        self.requests += requests;
+        self.health_checks += health_checks;
+        self.bytes_sent += bytes_sent;
+        self.timeouts += timeouts;
+        self.accept_pauses += accept_pauses;
+        self.unavailable += unavailable;
+        self.proxy_header_refusals += proxy_header_refusals;
+        self.untrusted_peers += untrusted_peers;
+        for (sum, n) in self.open.iter_mut().zip(open) {
             *sum += n;
         }
-        for (sum, n) in self.responses.iter_mut().zip(other.responses) {
+        for (sum, n) in self.responses.iter_mut().zip(responses) {
             *sum += n;
         }
     }

@@ -56,7 +56,7 @@ use mio::Events;
 use mio::event::Event;
 
 use crate::http::Status;
-use crate::log::push_json_string;
+use crate::json;
 
 /// How much `--trace` prints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -160,7 +160,7 @@ impl Step<'_> {
     fn write_json(&self, out: &mut Vec<u8>) -> io::Result<()> {
         let mut kind_and_text = |kind: &str, key: &str, text: &str| {
             write!(out, r#","kind":"{kind}","{key}":"#)?;
-            push_json_string(out, text.as_bytes());
+            json::push_string(out, text.as_bytes());
             Ok(())
         };
         match self {
@@ -193,7 +193,7 @@ impl Step<'_> {
                     }
                     Err(error) => {
                         write!(out, r#","error":"#)?;
-                        push_json_string(out, error.to_string().as_bytes());
+                        json::push_string(out, error.to_string().as_bytes());
                         Ok(())
                     }
                 }
@@ -208,7 +208,7 @@ impl Step<'_> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    push_json_string(out, field.as_bytes());
+                    json::push_string(out, field.as_bytes());
                 }
                 out.push(b']');
                 Ok(())

@@ -123,6 +123,18 @@ impl Cluster {
         format!("http://{}:{FRONTEND_PORT}/hello.txt", self.haproxy_ip())
     }
 
+    /// Starts wrk's [`LOAD_CONNECTIONS`] keep-alive connections to HAProxy, from the client's
+    /// namespace.
+    fn start_load(&self) -> Load {
+        let connections = LOAD_CONNECTIONS.to_string();
+        Load::start(
+            &self.client().ns,
+            "keep-alive through HAProxy",
+            &self.url(),
+            &["-c", &connections],
+        )
+    }
+
     /// Starts backend `index` in its namespace, trusting PROXY headers from HAProxy only.
     fn start_backend(&self, index: usize) -> TestServer {
         let host = &self.lan.hosts[2 + index];
@@ -320,13 +332,7 @@ fn a_rolling_restart_behind_haproxy_fails_no_request() {
     let Some(mut cluster) = Cluster::start(test) else {
         return;
     };
-    let connections = LOAD_CONNECTIONS.to_string();
-    let load = Load::start(
-        &cluster.client().ns,
-        "keep-alive through HAProxy",
-        &cluster.url(),
-        &["-c", &connections],
-    );
+    let load = cluster.start_load();
     std::thread::sleep(Duration::from_millis(500));
     let mut timings = Vec::new();
     for (index, name) in BACKENDS.iter().enumerate() {
@@ -374,13 +380,7 @@ fn a_killed_backend_is_taken_out_by_the_health_check_and_the_others_serve_on() {
     let Some(mut cluster) = Cluster::start(test) else {
         return;
     };
-    let connections = LOAD_CONNECTIONS.to_string();
-    let load = Load::start(
-        &cluster.client().ns,
-        "keep-alive through HAProxy",
-        &cluster.url(),
-        &["-c", &connections],
-    );
+    let load = cluster.start_load();
     // Long enough for the backend to write its first log lines (once a second).
     std::thread::sleep(Duration::from_millis(1500));
     let killed = Instant::now();

@@ -157,6 +157,27 @@ fn total(json: &str, name: &str) -> u64 {
     digits.parse().unwrap()
 }
 
+/// The three hosts of a test, in this order: the client, nginx's and mioserve's; `None`
+/// (the test skipped, and why said) where network namespaces cannot be made.
+fn client_front_and_backend(test: &str) -> Option<Lan> {
+    match Lan::create(&["client", "nginx", "backend"]) {
+        Ok(lan) => Some(lan),
+        Err(reason) => {
+            skip(test, &reason);
+            None
+        }
+    }
+}
+
+/// mioserve serving `fixture` on `host`'s address and [`BACKEND_PORT`], with `args` too.
+fn start_backend(host: &Host, fixture: &Fixture, args: &[&str]) -> TestServer {
+    let bind = host.ip.to_string();
+    let port = BACKEND_PORT.to_string();
+    let mut all = vec!["--bind", &bind, "--port", &port];
+    all.extend_from_slice(args);
+    TestServer::start_in_netns(&host.ns, fixture.root(), &all)
+}
+
 /// `curl -s URL` from `host`, expecting a 2xx answer; returns the body. A refused
 /// connection is retried for a few seconds: nginx writes its pid file before every
 /// listener of a fresh namespace is reachable.
@@ -174,18 +195,14 @@ fn curl(host: &Host, url: &str) -> String {
 #[test]
 fn nginx_http_proxy_reuses_its_upstream_connections() {
     let test = "nginx_http_proxy_reuses_its_upstream_connections";
-    let lan = match Lan::create(&["client", "nginx", "backend"]) {
-        Ok(lan) => lan,
-        Err(reason) => return skip(test, &reason),
+    let Some(lan) = client_front_and_backend(test) else {
+        return;
     };
     let [client, front, back] = &lan.hosts[..] else {
         unreachable!("three hosts")
     };
     let fixture = Fixture::new();
-    let bind = back.ip.to_string();
-    let port = BACKEND_PORT.to_string();
-    let args = ["--bind", &bind, "--port", &port, "--stats-path", "/_stats"];
-    let mut server = TestServer::start_in_netns(&back.ns, fixture.root(), &args);
+    let mut server = start_backend(back, &fixture, &["--stats-path", "/_stats"]);
     let prefix = tempfile::tempdir().unwrap();
     let _nginx = Nginx::start(front, &http_proxy(front.ip, back.ip, prefix.path()));
     let base = format!("http://{}:{FRONTEND_PORT}", front.ip);
@@ -235,27 +252,19 @@ fn nginx_stream_proxy_with_proxy_protocol_logs_the_client_address() {
             ),
         );
     }
-    let lan = match Lan::create(&["client", "nginx", "backend"]) {
-        Ok(lan) => lan,
-        Err(reason) => return skip(test, &reason),
+    let Some(lan) = client_front_and_backend(test) else {
+        return;
     };
     let [client, front, back] = &lan.hosts[..] else {
         unreachable!("three hosts")
     };
     let fixture = Fixture::new();
-    let bind = back.ip.to_string();
-    let port = BACKEND_PORT.to_string();
     let trusted = format!("{}/32", front.ip);
-    let args = [
-        "--bind",
-        &bind,
-        "--port",
-        &port,
-        "--proxy-protocol",
-        "--trusted-proxy",
-        &trusted,
-    ];
-    let mut server = TestServer::start_in_netns(&back.ns, fixture.root(), &args);
+    let mut server = start_backend(
+        back,
+        &fixture,
+        &["--proxy-protocol", "--trusted-proxy", &trusted],
+    );
     let _nginx = Nginx::start(front, &stream_proxy(front.ip, back.ip));
     let url = format!("http://{}:{FRONTEND_PORT}/hello.txt", front.ip);
     for _ in 0..5 {

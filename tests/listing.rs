@@ -116,6 +116,37 @@ fn lists_servable_entries_directories_first_in_byte_order() {
     assert_eq!(client.get("/files/javascript:alert(3)").body, b"tricky");
 }
 
+/// A file or directory the server may not read is left out, as a request for it would be
+/// refused (`403`); one it may read is listed even with a mode that is not `644`.
+#[test]
+fn unreadable_entries_are_not_listed() {
+    use std::os::unix::fs::PermissionsExt;
+    let fixture = listing_fixture();
+    if ignores_file_permissions(fixture.root()) {
+        eprintln!("skipped: this user can read files without read permission (root?)");
+        return;
+    }
+    let set_mode = |name: &str, mode: u32| {
+        std::fs::set_permissions(fixture.path(name), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    };
+    set_mode("files/a.txt", 0o000);
+    set_mode("files/b.txt", 0o600);
+    set_mode("files/zdir", 0o000);
+    let server = TestServer::start(fixture.root(), &["--list-dirs"]);
+    let mut client = server.connect();
+    let hrefs = links(&client.get("/files/").body_text());
+    set_mode("files/zdir", 0o755);
+    for refused in ["/files/a.txt", "/files/alias.txt", "/files/zdir/"] {
+        assert!(
+            !hrefs.iter().any(|href| href == refused),
+            "{refused} is listed: {hrefs:?}"
+        );
+    }
+    assert!(hrefs.iter().any(|href| href == "/files/b.txt"), "{hrefs:?}");
+    assert_eq!(client.get("/files/a.txt").status, 403);
+}
+
 #[test]
 fn names_are_text_never_markup() {
     let fixture = listing_fixture();

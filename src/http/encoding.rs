@@ -27,8 +27,12 @@
 //! (see [`crate::http::request`]), so it hands us an empty value rather than
 //! half a list.
 //!
+//! Weights are read by [`http::weight`], the same rules `Accept` follows.
+//!
 //! Nothing here allocates or does I/O: the header is read in place, at most
 //! once per request, and only when a file has sidecars.
+
+use crate::http::{self, Weight};
 
 /// A content coding the server can serve from a sidecar file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,12 +137,6 @@ impl Variant {
     }
 }
 
-/// A weight (`q`, RFC 9110 §12.4.2) in thousandths: `0` to `1000`.
-type Weight = u16;
-
-/// The weight of a listed coding without `q`.
-const DEFAULT_WEIGHT: Weight = 1000;
-
 /// A request's `Accept-Encoding`, read in place.
 #[derive(Clone, Copy, Debug)]
 pub struct AcceptEncoding<'a> {
@@ -183,7 +181,7 @@ impl<'a> AcceptEncoding<'a> {
         for entry in value.split(|&b| b == b',') {
             let mut parts = entry.split(|&b| b == b';');
             let name = parts.next().unwrap_or_default().trim_ascii();
-            let Some(weight) = weight_of_parameters(parts) else {
+            let Some(weight) = http::weight(parts) else {
                 continue;
             };
             let slot = if is_named(name) {
@@ -197,49 +195,6 @@ impl<'a> AcceptEncoding<'a> {
         }
         named.or(any)
     }
-}
-
-/// The `q` among an entry's parameters ([`DEFAULT_WEIGHT`] without one), or
-/// `None` if it is malformed. `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [
-/// "." 0*3("0") ] )`, and `q` is case-insensitive (RFC 9110 §12.4.2).
-fn weight_of_parameters<'p>(parameters: impl Iterator<Item = &'p [u8]>) -> Option<Weight> {
-    let mut weight = DEFAULT_WEIGHT;
-    for parameter in parameters {
-        let parameter = parameter.trim_ascii();
-        let Some((name, value)) = parameter.split_at_checked(1) else {
-            continue;
-        };
-        let Some(value) = value.trim_ascii_start().strip_prefix(b"=") else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case(b"q") {
-            weight = qvalue(value.trim_ascii())?;
-        }
-    }
-    Some(weight)
-}
-
-/// A `qvalue` in thousandths.
-fn qvalue(text: &[u8]) -> Option<Weight> {
-    let (whole, fraction) = match text.split_first()? {
-        (&digit @ (b'0' | b'1'), rest) => match rest {
-            [] => (digit, &[][..]),
-            [b'.', fraction @ ..] if fraction.len() <= 3 => (digit, fraction),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    let mut thousandths: Weight = 0;
-    for place in 0..3 {
-        let digit = match fraction.get(place) {
-            Some(&digit) if digit.is_ascii_digit() => digit - b'0',
-            Some(_) => return None,
-            None => 0,
-        };
-        thousandths = thousandths * 10 + Weight::from(digit);
-    }
-    let weight = Weight::from(whole - b'0') * 1000 + thousandths;
-    (weight <= 1000).then_some(weight)
 }
 
 #[cfg(test)]
@@ -309,33 +264,6 @@ mod tests {
                 chosen(header, sidecars),
                 expected,
                 "{header:?}, {sidecars:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn qvalues_are_thousandths() {
-        let cases: &[(&[u8], Option<Weight>)] = &[
-            (b"0", Some(0)),
-            (b"1", Some(1000)),
-            (b"1.", Some(1000)),
-            (b"1.000", Some(1000)),
-            (b"1.001", None),
-            (b"0.5", Some(500)),
-            (b"0.05", Some(50)),
-            (b"0.123", Some(123)),
-            (b"0.1234", None),
-            (b"2", None),
-            (b"", None),
-            (b"0.a", None),
-            (b"-0", None),
-        ];
-        for &(text, expected) in cases {
-            assert_eq!(
-                qvalue(text),
-                expected,
-                "{:?}",
-                String::from_utf8_lossy(text)
             );
         }
     }

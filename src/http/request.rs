@@ -699,7 +699,6 @@ mod tests {
         }
     }
 
-    /// Every way a head can be rejected, and the status each one gets.
     #[test]
     fn valid_hosts_are_accepted() {
         for host in [
@@ -725,6 +724,7 @@ mod tests {
         }
     }
 
+    /// Every way a head can be rejected, and the status each one gets.
     #[test]
     fn rejections() {
         let too_many_fields: Vec<u8> = {
