@@ -213,6 +213,8 @@ fn recorded_timelines_render_in_chromium_with_every_state() {
             count("sendfile", "spans.SendingFile") >= 1.0,
             "{dir}: {found:?}"
         );
-        assert!(count("sendfile", "blocked") >= 1.0, "{dir}: {found:?}");
+        // A reader that keeps up may never fill the socket buffer; the slow
+        // reader (a small receive buffer, paced reads) always does.
+        assert!(count("slow-reader", "blocked") >= 1.0, "{dir}: {found:?}");
     }
 }
