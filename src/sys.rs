@@ -254,8 +254,10 @@ pub fn register_exclusive(
 /// up), and sets `FD_CLOEXEC` on it, as sd_listen_fds(3) asks, so that it
 /// does not leak into programs we might execute.
 ///
-/// The caller must take each inherited number once; [`crate::listeners`]
-/// does so because it unsets `LISTEN_FDS` as it reads it.
+/// The caller must take each inherited number once, and before this process
+/// opens any descriptor of its own, so that a number that is open can only
+/// be inherited; [`crate::listeners::Inherited::take`] does both (it unsets
+/// `LISTEN_FDS` as it reads it, and runs first thing at start).
 pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: `F_GETFD` reads the descriptor's flags and touches no memory;
     // on a number that is not open it fails with `EBADF`, which is how we
@@ -264,9 +266,9 @@ pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     let cloexec = flags as libc::c_int | libc::FD_CLOEXEC;
     // SAFETY: as above; `F_SETFD` only changes the descriptor's flags.
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, cloexec) } as libc::c_long)?;
-    // SAFETY: `fd` is open (`F_GETFD` succeeded) and was inherited, not
-    // opened by any part of this process, so nothing else owns it; the
-    // caller takes each number once (see above).
+    // SAFETY: `fd` is open (`F_GETFD` succeeded); the caller runs before
+    // this process opens any descriptor of its own and takes each number
+    // once (see above), so `fd` was inherited and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

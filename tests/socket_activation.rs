@@ -143,3 +143,29 @@ fn listen_pid_naming_another_process_is_ignored() {
     let server = TestServer::spawn_program(workdir, "sh".as_ref(), args);
     assert_hello(&server.connect().get("/hello.txt"));
 }
+
+#[test]
+fn a_count_larger_than_the_descriptors_passed_takes_none_of_ours() {
+    let fixture = Fixture::new();
+    let root = fixture.root().to_str().expect("UTF-8 fixture path");
+    // One listening socket as descriptor 3, but LISTEN_FDS=2. Descriptor 4 must be found
+    // closed: had the server opened anything first (signal handling's socket pair), it
+    // would take that for the second socket and close it under its owner (which std
+    // reports as "IO Safety violation" and aborts).
+    let script = "import os, socket, sys\n\
+                  s = socket.create_server(('127.0.0.1', 0))\n\
+                  os.dup2(s.fileno(), 3)\n\
+                  os.set_inheritable(3, True)\n\
+                  os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='2')\n\
+                  os.execv(sys.argv[1], sys.argv[1:])";
+    let out = run(
+        Command::new("python3").args(["-c", script, BIN, root, "--no-log"]),
+        RUN_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {}", tail(&stderr));
+    assert_eq!(
+        stderr,
+        "mioserve: cannot use descriptor 4 passed by systemd: Bad file descriptor (os error 9)\n"
+    );
+}
