@@ -333,7 +333,15 @@ impl Worker {
             return;
         };
         match connection.on_event(event, self.poll.registry(), &mut self.ctx) {
-            Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+            Outcome::Open => {
+                // A response that promised keep-alive may end after the stop
+                // and leave its connection idle: it gets the grace that the
+                // connections idle at the stop got (see `crate::drain`).
+                if let Some(grace_end) = self.phase.idle_grace_end(self.ctx.clock.now()) {
+                    connection.on_stop(grace_end);
+                }
+                self.timers.schedule(key, &mut connection.timer);
+            }
             Outcome::Close => self.close(key),
         }
     }
