@@ -224,7 +224,8 @@ pub fn inotify_unwatch(inotify: impl AsFd, wd: i32) -> io::Result<()> {
 /// event's `u64`, which is where mio reads it back from, so `poll` reports
 /// the socket's events under `token` like any other source. The kernel
 /// refuses `EPOLL_CTL_MOD` on an exclusive registration; listeners are never
-/// reregistered, only removed (with mio's `deregister`, `EPOLL_CTL_DEL`).
+/// modified, only removed (with mio's `deregister`, `EPOLL_CTL_DEL`) while
+/// their worker cannot accept, and added again with this function.
 pub fn register_exclusive(
     poll: &mio::Poll,
     socket: impl AsFd,

@@ -36,6 +36,17 @@
 //! iteration, not whenever some unrelated event next wakes the loop. Below the
 //! cap, none of this costs a system call.
 //!
+//! A worker that cannot accept (at the cap, or backing off after `EMFILE`)
+//! also takes its listener out of its epoll set, and puts it back (which
+//! reports connections already queued) when it can accept again. With a
+//! socket of its own this changes nothing but two `epoll_ctl` calls at the
+//! cap; it matters when all workers share one inherited socket: there the
+//! kernel wakes only *one* waiting worker per new connection
+//! (`EPOLLEXCLUSIVE`, see [`crate::sys::register_exclusive`]), always the
+//! first registered one that is waiting, and a worker that could not accept
+//! would take the wake-up and leave the connection unanswered in the queue
+//! while another worker had free slots.
+//!
 //! ## Trusted proxies
 //! With `--trusted-proxy`, a connection whose peer is in no trusted block is
 //! closed as soon as it is accepted: before it is registered, before a byte
@@ -112,6 +123,14 @@ enum AcceptState {
     /// Out of file descriptors: try again at this instant, or as soon as one
     /// of our connections closes and frees one.
     BackingOff(Instant),
+}
+
+impl AcceptState {
+    /// Whether a worker in this state can accept, and so keeps its listener
+    /// in its epoll set (see the module docs).
+    fn can_accept(self) -> bool {
+        matches!(self, AcceptState::Drained | AcceptState::Pending)
+    }
 }
 
 /// A worker and everything it owns.
@@ -246,8 +265,8 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     // New arrivals matter only to a worker that emptied its
-                    // queue. At the cap only a close lets us accept again, and
-                    // while backing off only a close or the back-off's end.
+                    // queue. At the cap or backing off the listener is out of
+                    // the epoll set; an event queued before it left is stale.
                     LISTENER if self.accept == AcceptState::Drained => {
                         self.accept = AcceptState::Pending;
                     }
@@ -353,14 +372,15 @@ impl Worker {
         match self.accept {
             AcceptState::Drained | AcceptState::AtCapacity => return,
             AcceptState::BackingOff(until) if now < until => return,
-            _ => {}
+            AcceptState::BackingOff(_) => self.set_accept(AcceptState::Pending),
+            AcceptState::Pending => {}
         }
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             if self.connections.len() >= self.max_connections {
-                self.accept = AcceptState::AtCapacity;
+                self.set_accept(AcceptState::AtCapacity);
                 return;
             }
             match listener.accept() {
@@ -410,10 +430,35 @@ impl Worker {
                         self.report(format_args!("accept failed, pausing accepts: {error}"));
                     }
                     self.ctx.stats.accept_pauses += 1;
-                    self.accept = AcceptState::BackingOff(now + ACCEPT_BACKOFF);
+                    self.set_accept(AcceptState::BackingOff(now + ACCEPT_BACKOFF));
                     return;
                 }
             }
+        }
+    }
+
+    /// Moves to `next`, taking the listener out of the epoll set when the
+    /// worker can no longer accept and putting it back when it can again (see
+    /// the module docs). Adding it back reports connections already queued,
+    /// though `next` is `Pending` then anyway.
+    fn set_accept(&mut self, next: AcceptState) {
+        let was_listening = self.accept.can_accept();
+        self.accept = next;
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let result = match (was_listening, next.can_accept()) {
+            (true, false) => self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd())),
+            (false, true) => sys::register_exclusive(&self.poll, listener, LISTENER),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            self.report(format_args!(
+                "cannot change the listener's epoll registration: {error}"
+            ));
         }
     }
 
@@ -480,10 +525,12 @@ impl Worker {
             // workers (inherited from systemd) stays open after our close,
             // and if it stayed in our set an exclusive wake-up could pick
             // this worker, which no longer accepts, instead of one that does.
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&listener.as_raw_fd()));
+            if self.accept.can_accept() {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&listener.as_raw_fd()));
+            }
         }
     }
 
@@ -504,11 +551,8 @@ impl Worker {
         connection.close(&mut self.ctx);
         // A descriptor and a slot are free again: connections that waited
         // for either are accepted later in this loop iteration.
-        if matches!(
-            self.accept,
-            AcceptState::AtCapacity | AcceptState::BackingOff(_)
-        ) {
-            self.accept = AcceptState::Pending;
+        if !self.accept.can_accept() {
+            self.set_accept(AcceptState::Pending);
         }
     }
 
