@@ -148,7 +148,8 @@ pub struct Worker {
     /// Open connections; the key is the token.
     connections: Slab<Connection>,
     /// Most connections this worker holds at once; beyond it, new ones wait
-    /// in the kernel's accept queue.
+    /// in the kernel's accept queue. No limit once accepting stops (see
+    /// `stop_accepting`).
     max_connections: usize,
     /// Serial number for the next connection.
     next_serial: u64,
@@ -514,10 +515,22 @@ impl Worker {
     /// `net.ipv4.tcp_migrate_req` those still queued too), or are refused
     /// once every worker has stopped. Connections the kernel has completed
     /// but we have not accepted would be reset by the close, so the queue is
-    /// emptied first: they are answered like the others.
+    /// emptied first, past the connection cap: they are answered like the
+    /// others, with `Connection: close`, and end within the shutdown timeout.
+    ///
+    /// Going past the cap is safe for descriptors: the queue holds at most
+    /// the listen backlog ([`crate::config::LISTEN_BACKLOG`], capped by
+    /// `net.core.somaxconn`), and if descriptors do run out, `accept` fails
+    /// with `EMFILE` and the rest of the queue is reset as it would have been
+    /// (the one case left; opening a file for one of the extra connections
+    /// may meet `EMFILE` too, and that request gets `503`).
     fn stop_accepting(&mut self) {
-        if self.accept == AcceptState::Drained {
-            self.accept = AcceptState::Pending;
+        self.max_connections = usize::MAX;
+        match self.accept {
+            AcceptState::Drained | AcceptState::AtCapacity => {
+                self.set_accept(AcceptState::Pending);
+            }
+            AcceptState::Pending | AcceptState::BackingOff(_) => {}
         }
         self.accept_connections();
         if let Some(listener) = self.listener.take() {

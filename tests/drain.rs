@@ -322,3 +322,26 @@ fn a_connection_idle_after_a_download_that_ended_after_the_stop_gets_the_idle_gr
     drop(c);
     assert!(server.wait_exit(EXIT_TIMEOUT).success());
 }
+
+#[test]
+fn connections_queued_past_the_cap_are_answered_when_accepting_stops_not_reset() {
+    // One worker holding its one connection; a second client waits, fully connected, in
+    // the listener's queue with its request sent. Closing the listener would reset it:
+    // stopping accepts it anyway, past the cap, and answers it with `Connection: close`.
+    let fixture = Fixture::new();
+    let mut server = TestServer::start(
+        fixture.root(),
+        &["--threads", "1", "--max-connections", "1"],
+    );
+    let mut held = server.connect();
+    assert_hello(&held.get("/hello.txt"));
+    let mut queued = server.connect();
+    queued.send(get("/hello.txt"));
+    queued.expect_open(Duration::from_millis(300));
+    server.signal("TERM");
+    let r = queued.read_response(false);
+    assert_hello(&r);
+    assert_closes(&r);
+    drop(held);
+    assert!(server.wait_exit(EXIT_TIMEOUT).success());
+}
