@@ -82,6 +82,16 @@ pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// bytes, so a burst of requests never grows the buffer without bound.
 pub const LOG_BUFFER_FLUSH_BYTES: usize = 64 * 1024;
 
+/// Most bytes of access-log lines a worker keeps while the reader of a
+/// terminal, pipe or socket log does not take them; past it, new lines are
+/// dropped and counted (`log_lines_dropped`), so that a stalled reader never
+/// blocks serving (see [`crate::log`]).
+pub const LOG_BACKLOG_BYTES: usize = 1024 * 1024;
+
+/// How soon a worker tries again to write access-log lines that a terminal,
+/// pipe or socket did not take.
+pub const LOG_STALLED_RETRY: Duration = Duration::from_millis(100);
+
 /// When `accept` fails because the process ran out of file descriptors
 /// (`EMFILE`, `ENFILE`), a worker stops accepting for this long (or until one
 /// of its connections closes) instead of retrying in a busy loop.

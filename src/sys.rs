@@ -60,6 +60,25 @@ pub fn send(socket: impl AsFd, bytes: &[u8], more_follows: bool) -> io::Result<u
     check(ret as libc::c_long)
 }
 
+/// Writes `bytes` to a socket without ever blocking (`MSG_DONTWAIT`), even if
+/// the socket's open file description is blocking and shared with another
+/// process (the access log on a standard output that is a socket, as under
+/// journald): a full send buffer is `WouldBlock`.
+pub fn send_nonblocking(socket: impl AsFd, bytes: &[u8]) -> io::Result<usize> {
+    let socket: BorrowedFd<'_> = socket.as_fd();
+    // SAFETY: as in `send`: the pointer and length describe the live slice
+    // `bytes`, only read; `socket` is open for the call.
+    let ret = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    check(ret as libc::c_long)
+}
+
 /// Copies up to `count` bytes of `file`, starting at `*offset`, straight from
 /// the page cache into the socket's send buffer, and advances `*offset` by the
 /// number of bytes sent. The body never enters user space: no `read` into a

@@ -319,6 +319,7 @@ impl Worker {
     /// board.
     fn publish_stats(&mut self) {
         let mut stats = self.ctx.stats;
+        stats.log_lines_dropped = self.ctx.log.dropped_lines();
         for (_, connection) in &self.connections {
             stats.open[connection.state_index()] += 1;
         }
