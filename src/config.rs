@@ -82,6 +82,16 @@ pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// bytes, so a burst of requests never grows the buffer without bound.
 pub const LOG_BUFFER_FLUSH_BYTES: usize = 64 * 1024;
 
+/// Most bytes of access-log lines a worker keeps while the reader of a
+/// terminal, pipe or socket log does not take them; past it, new lines are
+/// dropped and counted (`log_lines_dropped`), so that a stalled reader never
+/// blocks serving (see [`crate::log`]).
+pub const LOG_BACKLOG_BYTES: usize = 1024 * 1024;
+
+/// How soon a worker tries again to write access-log lines that a terminal,
+/// pipe or socket did not take.
+pub const LOG_STALLED_RETRY: Duration = Duration::from_millis(100);
+
 /// When `accept` fails because the process ran out of file descriptors
 /// (`EMFILE`, `ENFILE`), a worker stops accepting for this long (or until one
 /// of its connections closes) instead of retrying in a busy loop.
@@ -121,16 +131,19 @@ pub const FILE_BYTES_PER_TURN: usize = 2 * 1024 * 1024;
 /// its request gets `503 Service Unavailable` with `Retry-After`.
 pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
 
-/// File descriptors each worker holds besides its connections: its listener,
-/// epoll instance, waker (an eventfd), inotify instance and copy of the
-/// access log's descriptor.
-pub const FILE_DESCRIPTORS_PER_WORKER: u64 = 5;
+/// File descriptors each worker holds besides its connections: its listener
+/// (a socket of its own, or its duplicate of a socket inherited from systemd,
+/// see `listeners::deal_out`), its epoll instance, its waker (an eventfd) and
+/// its file cache's inotify instance. The access log's descriptor is not
+/// among them: the workers share one (`Arc<LogFile>`), counted in
+/// [`RESERVED_FILE_DESCRIPTORS`].
+pub const FILE_DESCRIPTORS_PER_WORKER: u64 = 4;
 
 /// The connection cap when `--max-connections` is not given: every descriptor
 /// the open-files limit `open_files` allows, less what `workers` workers hold
 /// and [`RESERVED_FILE_DESCRIPTORS`]. Sized for a connection holding one
 /// descriptor (see there for those that hold two); with a limit of 20,000 and
-/// two workers it is 19,926, enough for a C10K run of idle keep-alive clients.
+/// two workers it is 19,928, enough for a C10K run of idle keep-alive clients.
 /// At least one connection per worker.
 pub fn default_max_connections(open_files: u64, workers: usize) -> usize {
     let workers = workers as u64;
@@ -380,9 +393,9 @@ mod tests {
     #[test]
     fn the_default_cap_counts_one_descriptor_per_connection() {
         // Issue 12: a C10K run under a limit of 20,000 must fit.
-        assert_eq!(default_max_connections(20_000, 2), 19_926);
+        assert_eq!(default_max_connections(20_000, 2), 19_928);
         assert!(default_max_connections(20_000, 64) >= 10_000);
-        assert_eq!(default_max_connections(1024, 1), 955);
+        assert_eq!(default_max_connections(1024, 1), 956);
         // A limit too small for the reserve still lets every worker hold one.
         assert_eq!(default_max_connections(40, 4), 4);
     }
@@ -439,7 +452,7 @@ mod tests {
         };
         assert_eq!(shares(10, 2), [5, 5]);
         assert_eq!(shares(10, 3), [4, 3, 3]);
-        assert_eq!(shares(19_926, 2), [9_963, 9_963]);
+        assert_eq!(shares(19_928, 2), [9_964, 9_964]);
         assert_eq!(shares(2, 4), [1, 1, 1, 1]);
     }
 }

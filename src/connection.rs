@@ -494,9 +494,10 @@ impl Connection {
         }
     }
 
-    /// Called once when the server stops accepting. A connection in the
-    /// middle of an exchange finishes it (its response says `Connection:
-    /// close`). An idle one may have a request on the wire, which a FIN now
+    /// Called when the server stops accepting, and after every event from
+    /// then on (a response that ends turns its connection idle if it promised
+    /// keep-alive, see `finish_exchange`). A connection in the middle of an
+    /// exchange finishes it. An idle one may have a request on the wire, which a FIN now
     /// would cross (see [`crate::drain`], "Ending an idle keep-alive
     /// connection"): it stays idle, and a request that arrives is answered
     /// with `Connection: close`, but only until `idle_until`; then
@@ -948,6 +949,14 @@ impl Connection {
 
     /// The response is out: log it, drop the request's bytes, and decide what
     /// the connection does next.
+    ///
+    /// What the response promised decides, not whether the server is
+    /// draining now: a response that went out with `Connection: keep-alive`
+    /// before draining began told the client it may send another request,
+    /// and a close here would answer that request with a reset. So the
+    /// connection stays open; its next request is answered with `Connection:
+    /// close`, and if none comes, the idle grace of a stop ends it cleanly
+    /// ([`Connection::on_stop`]).
     fn finish_exchange(
         &mut self,
         mut input: InputBuffer,
@@ -957,7 +966,7 @@ impl Connection {
         log_exchange(self.peer, &input, &exchange, ctx);
         input.consume(exchange.consumed);
         let pipelined = !input.is_empty();
-        if exchange.keep_alive && !ctx.draining {
+        if exchange.keep_alive {
             if pipelined {
                 return Transition::Next(State::ReadingRequest(input));
             }

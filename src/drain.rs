@@ -36,6 +36,15 @@
 //! is the one race left, and needs a client idle for the whole grace that
 //! sends at its very end.
 //!
+//! A response still in flight when draining begins may have promised
+//! keep-alive already (its head went out before). Its client may then send
+//! another request, so when the response ends the connection turns idle
+//! rather than closing (a close would meet that request with a reset), and
+//! is ended the same way: by the `Connection: close` of its next response,
+//! or when its grace ends. One that turns idle after accepting stopped gets
+//! its grace from that moment ([`Phase::idle_grace_end`]), cut short only by
+//! the shutdown deadline.
+//!
 //! The main thread only *asks* ([`ShutdownRequest::drain`],
 //! [`ShutdownRequest::stop_now`]) and wakes the workers; each worker asks
 //! [`Phase::next`] where it stands after every loop iteration and acts on each
@@ -176,6 +185,18 @@ impl Phase {
     /// the health check fails.
     pub fn is_draining(self) -> bool {
         self != Phase::Serving
+    }
+
+    /// Once accepting has stopped, until when a connection that turns idle at
+    /// `now` may send one last request: a response that promised keep-alive
+    /// finished after the stop, and its client gets the same
+    /// [`STOP_IDLE_GRACE`] as those idle at the stop, from now, but never
+    /// past the shutdown deadline. `None` before the stop.
+    pub fn idle_grace_end(self, now: Instant) -> Option<Instant> {
+        match self {
+            Phase::Stopping { deadline, .. } => Some((now + STOP_IDLE_GRACE).min(deadline)),
+            Phase::Serving | Phase::Draining { .. } | Phase::Stopped => None,
+        }
     }
 
     /// When this phase ends by itself, for the loop's sleep.

@@ -41,7 +41,11 @@
 //!
 //! We unset the variables once read, set `FD_CLOEXEC` on each descriptor and
 //! check that each really is a listening TCP socket, refusing to start with
-//! one line otherwise. One socket (one `ListenStream=`) is shared by all
+//! one line otherwise. All of this ([`Inherited::take`]) happens before the
+//! process opens a descriptor of its own (signal handling's pipe, the
+//! document root): a `LISTEN_FDS` that counts more descriptors than were
+//! passed then names numbers that are not open, and we refuse to start
+//! instead of taking one of ours for an inherited socket and closing it. One socket (one `ListenStream=`) is shared by all
 //! workers: each registers it with `EPOLLEXCLUSIVE` (see
 //! [`crate::sys::register_exclusive`]), so a new connection wakes one waiting
 //! worker instead of the whole herd. Several sockets are dealt out to the
@@ -74,32 +78,53 @@ pub enum Binding {
     JoinExisting,
 }
 
-/// One listening socket per worker: inherited from systemd if this process
-/// was socket-activated, otherwise bound to `addr` as `binding` says.
+/// The listening sockets systemd passed to this process: none unless it was
+/// socket-activated.
+#[derive(Debug)]
+pub struct Inherited(Vec<Socket>);
+
+impl Inherited {
+    /// Takes the sockets that the socket-activation variables announce, and
+    /// unsets the variables.
+    ///
+    /// Call it before this process opens any descriptor of its own
+    /// ([`crate::server::run`] and [`crate::Server::start`] do so first
+    /// thing): the numbers from 3 up are then either inherited or not open at
+    /// all, so a `LISTEN_FDS` that overstates the count fails with `EBADF`
+    /// instead of adopting, and later closing, a descriptor this process
+    /// opened (see [`sys::adopt_inherited_fd`]).
+    pub fn take() -> Result<Inherited, StartError> {
+        let pid = std::env::var("LISTEN_PID").ok();
+        let fds = std::env::var("LISTEN_FDS").ok();
+        let names = std::env::var("LISTEN_FDNAMES").ok();
+        if pid.is_some() || fds.is_some() {
+            sys::remove_env_if_single_threaded(&ACTIVATION_VARIABLES);
+        }
+        let count = activation_count(pid.as_deref(), fds.as_deref(), std::process::id())
+            .map_err(|error| StartError::new("cannot use the sockets passed by systemd", error))?;
+        let names: Vec<&str> = names
+            .as_deref()
+            .map_or(Vec::new(), |n| n.split(':').collect());
+        let sockets = (0..count)
+            .map(|i| inherit(SD_LISTEN_FDS_START + i as RawFd, names.get(i).copied()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Inherited(sockets))
+    }
+}
+
+/// One listening socket per worker: the `inherited` ones if systemd passed
+/// any, otherwise bound to `addr` as `binding` says.
 pub fn open(
     addr: SocketAddr,
     binding: Binding,
     workers: usize,
+    inherited: Inherited,
 ) -> Result<Vec<TcpListener>, StartError> {
-    let pid = std::env::var("LISTEN_PID").ok();
-    let fds = std::env::var("LISTEN_FDS").ok();
-    let names = std::env::var("LISTEN_FDNAMES").ok();
-    if pid.is_some() || fds.is_some() {
-        sys::remove_env_if_single_threaded(&ACTIVATION_VARIABLES);
-    }
-    let count = activation_count(pid.as_deref(), fds.as_deref(), std::process::id())
-        .map_err(|error| StartError::new("cannot use the sockets passed by systemd", error))?;
-    match count {
-        0 => bind_group(addr, binding, workers),
-        count => {
-            let names: Vec<&str> = names
-                .as_deref()
-                .map_or(Vec::new(), |n| n.split(':').collect());
-            let sockets = (0..count)
-                .map(|i| inherit(SD_LISTEN_FDS_START + i as RawFd, names.get(i).copied()))
-                .collect::<Result<Vec<_>, _>>()?;
-            deal_out(sockets, workers)
-        }
+    let Inherited(sockets) = inherited;
+    if sockets.is_empty() {
+        bind_group(addr, binding, workers)
+    } else {
+        deal_out(sockets, workers)
     }
 }
 

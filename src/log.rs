@@ -52,7 +52,7 @@
 //! line, counters and errors all go to stderr.
 //!
 //! ## Buffering
-//! Logging must never slow serving down nor lose a line. So each worker
+//! Logging must never slow serving down, and should not lose a line. So each worker
 //! formats its lines into its own buffer, with no lock and no allocation (the
 //! buffer is reserved at start and reused), and writes the whole buffer with a
 //! single `write`: as soon as it holds [`LOG_BUFFER_FLUSH_BYTES`], on
@@ -62,6 +62,25 @@
 //! or socket (decided once, by `fstat`, when the log is opened) it is zero:
 //! the worker writes at the end of every loop iteration that recorded a line,
 //! since someone is watching and expects a line per request at once.
+//!
+//! ## A reader that stops reading
+//! A terminal under Ctrl-S, a pipe into a stalled program or a dead log
+//! collector stops taking lines, and a blocking write would freeze the worker
+//! and every connection it holds. So when serving and losing lines conflict,
+//! serving wins: a terminal, pipe or socket is never written with a call
+//! that can block. A terminal or pipe is opened again through
+//! `/proc/self/fd/1` with `O_NONBLOCK`, a new open file description of the
+//! same terminal or pipe, so that the shell's own description stays as it
+//! was; a socket (journald's standard output) is written with `send` and
+//! `MSG_DONTWAIT`. Lines the reader does not take stay buffered and are
+//! tried again [`LOG_STALLED_RETRY`] later; while the backlog holds
+//! [`LOG_BACKLOG_BYTES`] (per worker), new lines are dropped, counted
+//! (`log_lines_dropped` in the counters) and reported once on stderr. Writes
+//! to a pipe go out in pieces of whole lines of at most `PIPE_BUF` bytes,
+//! which the kernel writes whole or not at all, so lines of different
+//! workers never interleave (a single line longer than that may). Lines still
+//! buffered when the server exits are lost. A regular file is written with a
+//! plain blocking `write`, as the page cache takes it at once.
 //!
 //! A file is opened with `O_APPEND`, which makes the kernel position each
 //! write at the end of the file atomically; every write holds only whole
@@ -87,7 +106,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -95,11 +115,15 @@ use std::time::{Duration, Instant};
 
 use crate::ascii::{push_decimal, push_hex_byte, push_ip};
 use crate::clock::LogTime;
-use crate::config::{LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LogFormat, LogTarget};
+use crate::config::{
+    LOG_BACKLOG_BYTES, LOG_BUFFER_FLUSH_BYTES, LOG_FLUSH_INTERVAL, LOG_STALLED_RETRY, LogFormat,
+    LogTarget,
+};
 use crate::files::Inode;
 use crate::http::Status;
 use crate::http::request::{LoggedHeaders, logged_headers};
 use crate::json;
+use crate::sys;
 
 /// One open access-log destination, and what a worker needs to know about it.
 #[derive(Debug)]
@@ -111,6 +135,19 @@ pub struct LogFile {
     inode: Inode,
     /// How long a worker holds a line before writing it.
     flush_delay: Duration,
+    /// How lines are written to it.
+    kind: SinkKind,
+}
+
+/// How lines are written to a log, decided once when it is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SinkKind {
+    /// A regular file: a blocking `write` of the whole buffer.
+    File,
+    /// A terminal or pipe, opened nonblocking: whatever it takes now.
+    NonBlocking,
+    /// A socket: `send` with `MSG_DONTWAIT`, whatever it takes now.
+    Socket,
 }
 
 impl LogFile {
@@ -121,26 +158,77 @@ impl LogFile {
     }
 
     /// Standard output, duplicated so that dropping the log never closes
-    /// descriptor 1.
+    /// descriptor 1; a terminal or pipe is opened again, nonblocking (see
+    /// the module docs).
     pub fn stdout() -> io::Result<LogFile> {
-        LogFile::new(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+        let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+        let file_type = stdout.metadata()?.file_type();
+        if file_type.is_fifo() || file_type.is_char_device() {
+            let reopened = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(format!("/proc/self/fd/{}", stdout.as_raw_fd()))?;
+            return LogFile::new(reopened);
+        }
+        LogFile::new(stdout)
     }
 
-    /// Learns what `file` is: a regular file gets batched writes, anything
-    /// else (a terminal, a pipe, a socket) prompt ones.
+    /// Learns what `file` is: a regular file gets batched blocking writes,
+    /// anything else (a terminal, a pipe, a socket) prompt nonblocking ones.
     fn new(file: File) -> io::Result<LogFile> {
         let metadata = file.metadata()?;
-        let flush_delay = if metadata.is_file() {
-            LOG_FLUSH_INTERVAL
+        let (flush_delay, kind) = if metadata.is_file() {
+            (LOG_FLUSH_INTERVAL, SinkKind::File)
+        } else if metadata.file_type().is_socket() {
+            (Duration::ZERO, SinkKind::Socket)
         } else {
-            Duration::ZERO
+            (Duration::ZERO, SinkKind::NonBlocking)
         };
         Ok(LogFile {
             inode: Inode::of(&metadata),
             flush_delay,
+            kind,
             file,
         })
     }
+
+    /// Writes as much of `lines` (whole lines) as the log takes now and
+    /// returns how many bytes that was: all of them for a regular file.
+    fn write_lines(&self, lines: &[u8]) -> io::Result<usize> {
+        if self.kind == SinkKind::File {
+            return (&self.file).write_all(lines).map(|()| lines.len());
+        }
+        let mut written = 0;
+        while written < lines.len() {
+            let piece = atomic_piece(&lines[written..]);
+            let result = match self.kind {
+                SinkKind::Socket => sys::send_nonblocking(&self.file, piece),
+                _ => (&self.file).write(piece),
+            };
+            match result {
+                Ok(n) => written += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The longest start of `lines` that a pipe writes whole or not at all: the
+/// whole lines within `PIPE_BUF` bytes, or the first line if it alone is
+/// longer.
+fn atomic_piece(lines: &[u8]) -> &[u8] {
+    let window = &lines[..lines.len().min(libc::PIPE_BUF)];
+    let end = match window.iter().rposition(|&byte| byte == b'\n') {
+        Some(newline) => newline + 1,
+        None => lines
+            .iter()
+            .position(|&byte| byte == b'\n')
+            .map_or(lines.len(), |newline| newline + 1),
+    };
+    &lines[..end]
 }
 
 /// The access log's current file, shared by the main thread, which replaces
@@ -230,8 +318,11 @@ pub struct AccessLog {
     lines: Vec<u8>,
     /// When the buffer must be written at the latest.
     flush_due: Option<Instant>,
-    /// Whether a write error was already reported, by any worker.
+    /// Whether a write error or a dropped line was already reported, by any
+    /// worker.
     error_reported: Arc<AtomicBool>,
+    /// Lines dropped because the backlog was full.
+    dropped_lines: u64,
 }
 
 impl AccessLog {
@@ -254,6 +345,7 @@ impl AccessLog {
             flush_delay: LOG_FLUSH_INTERVAL,
             flush_due: None,
             error_reported,
+            dropped_lines: 0,
         }
     }
 
@@ -283,16 +375,39 @@ impl AccessLog {
         if self.sink.is_none() {
             return;
         }
+        let start = self.lines.len();
         match self.format {
             LogFormat::Common => entry.write_common(&mut self.lines),
             LogFormat::Combined => entry.write_combined(&mut self.lines),
             LogFormat::Json => entry.write_json(&mut self.lines),
         }
         self.lines.push(b'\n');
+        if self.lines.len() > LOG_BACKLOG_BYTES {
+            self.drop_line(start);
+            return;
+        }
         self.flush_due.get_or_insert(now + self.flush_delay);
         if self.lines.len() >= LOG_BUFFER_FLUSH_BYTES {
             self.flush();
         }
+    }
+
+    /// Drops the line just formatted from `start` on: the reader has left
+    /// the whole backlog untaken.
+    #[cold]
+    fn drop_line(&mut self, start: usize) {
+        self.lines.truncate(start);
+        self.dropped_lines += 1;
+        if !self.error_reported.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "mioserve: the access log's reader is not reading; lines are being dropped (log_lines_dropped)"
+            );
+        }
+    }
+
+    /// Lines dropped so far because the reader left the backlog full.
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped_lines
     }
 
     /// When the buffered lines must be written, if there are any.
@@ -307,19 +422,33 @@ impl AccessLog {
         }
     }
 
-    /// Writes every buffered line.
+    /// Writes the buffered lines, all of them unless a terminal, pipe or
+    /// socket takes only some: the rest is tried again [`LOG_STALLED_RETRY`]
+    /// later.
     pub fn flush(&mut self) {
         self.flush_due = None;
         if self.lines.is_empty() {
             return;
         }
-        if let Some(sink) = &self.sink
-            && let Err(error) = (&sink.file).write_all(&self.lines)
-            && !self.error_reported.swap(true, Ordering::Relaxed)
-        {
-            eprintln!("mioserve: cannot write the access log ({error}); lines are being dropped");
+        let Some(sink) = &self.sink else {
+            self.lines.clear();
+            return;
+        };
+        match sink.write_lines(&self.lines) {
+            Ok(written) if written == self.lines.len() => self.lines.clear(),
+            Ok(written) => {
+                self.lines.drain(..written);
+                self.flush_due = Some(Instant::now() + LOG_STALLED_RETRY);
+            }
+            Err(error) => {
+                if !self.error_reported.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "mioserve: cannot write the access log ({error}); lines are being dropped"
+                    );
+                }
+                self.lines.clear();
+            }
         }
-        self.lines.clear();
     }
 }
 

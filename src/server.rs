@@ -136,7 +136,15 @@ impl Server {
     /// Opens the root, opens the listeners, opens the log and starts the
     /// workers. Every error here is a configuration problem worth one clear
     /// line.
+    ///
+    /// A socket-activated program must call this before it opens any
+    /// descriptor of its own (see [`listeners::Inherited::take`]).
     pub fn start(config: &Config) -> Result<Server, StartError> {
+        Server::start_with(config, listeners::Inherited::take()?)
+    }
+
+    /// [`Server::start`] with the sockets systemd passed already taken.
+    fn start_with(config: &Config, inherited: listeners::Inherited) -> Result<Server, StartError> {
         let threads = config.threads.max(1);
         let board = Arc::new(StatsBoard::new(threads));
         let options = SiteOptions {
@@ -162,7 +170,7 @@ impl Server {
             .map_err(|error| StartError::new("cannot read the open-files limit", error))?;
         let started = Instant::now();
         let addr = SocketAddr::new(config.bind, config.port);
-        let listeners = listeners::open(addr, config.binding, threads)?;
+        let listeners = listeners::open(addr, config.binding, threads, inherited)?;
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|error| StartError::new("cannot read the bound address", error))?;
@@ -323,6 +331,9 @@ impl Server {
 /// stderr (stdout carries only access-log lines), and the drain and the
 /// final counters on stderr too.
 pub fn run(config: &Config) -> Result<Stopped, StartError> {
+    // Before the signal handling below opens its pipe: descriptors from 3 up
+    // must be inherited ones or none (see `listeners::Inherited::take`).
+    let inherited = listeners::Inherited::take()?;
     // Handle the signals before anyone can learn our port and send one.
     let mut signals = signal_hook::iterator::Signals::new([
         libc::SIGINT,
@@ -331,7 +342,7 @@ pub fn run(config: &Config) -> Result<Stopped, StartError> {
         libc::SIGHUP,
     ])
     .map_err(|error| StartError::new("cannot install signal handlers", error))?;
-    let server = Server::start(config)?;
+    let server = Server::start_with(config, inherited)?;
     let _ = io::stderr().write_all(start_line(config, &server).as_bytes());
     for signal in signals.forever() {
         match signal {

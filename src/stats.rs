@@ -47,6 +47,9 @@ pub struct WorkerStats {
     /// `--trusted-proxy`: connections closed at accept because their peer is
     /// in no trusted block (also counted in `accepted`).
     pub untrusted_peers: u64,
+    /// Access-log lines dropped because the reader of a terminal, pipe or
+    /// socket log left [`crate::config::LOG_BACKLOG_BYTES`] untaken.
+    pub log_lines_dropped: u64,
 }
 
 impl WorkerStats {
@@ -75,6 +78,7 @@ impl WorkerStats {
             unavailable,
             proxy_header_refusals,
             untrusted_peers,
+            log_lines_dropped,
         } = *other;
         self.accepted += accepted;
         self.requests += requests;
@@ -85,6 +89,7 @@ impl WorkerStats {
         self.unavailable += unavailable;
         self.proxy_header_refusals += proxy_header_refusals;
         self.untrusted_peers += untrusted_peers;
+        self.log_lines_dropped += log_lines_dropped;
         for (sum, n) in self.open.iter_mut().zip(open) {
             *sum += n;
         }
@@ -130,7 +135,7 @@ impl StatsBoard {
         let mut table = String::from(
             "worker  accepted  open (idle/reading/writing/sending/lingering/proxy)  requests    bytes sent     \
              1xx     2xx     3xx     4xx     5xx  timeouts  accept pauses  unavailable  health checks  \
-             proxy refusals  untrusted peers\n",
+             proxy refusals  untrusted peers  log drops\n",
         );
         let row = |table: &mut String, name: &str, s: &WorkerStats| {
             let by_state: Vec<String> = s.open.iter().map(u64::to_string).collect();
@@ -145,13 +150,14 @@ impl StatsBoard {
             }
             let _ = writeln!(
                 table,
-                "{:>9} {:>14} {:>12} {:>14} {:>15} {:>16}",
+                "{:>9} {:>14} {:>12} {:>14} {:>15} {:>16} {:>10}",
                 s.timeouts,
                 s.accept_pauses,
                 s.unavailable,
                 s.health_checks,
                 s.proxy_header_refusals,
-                s.untrusted_peers
+                s.untrusted_peers,
+                s.log_lines_dropped
             );
         };
         for (worker, stats) in rows.iter().enumerate() {
@@ -190,7 +196,7 @@ fn json_object(json: &mut String, s: &WorkerStats) {
     let _ = write!(
         json,
         "}},\"requests\":{},\"health_checks\":{},\"bytes_sent\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
-         \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{},\"proxy_header_refusals\":{},\"untrusted_peers\":{}}}",
+         \"timeouts\":{},\"accept_pauses\":{},\"unavailable\":{},\"proxy_header_refusals\":{},\"untrusted_peers\":{},\"log_lines_dropped\":{}}}",
         s.requests,
         s.health_checks,
         s.bytes_sent,
@@ -203,7 +209,8 @@ fn json_object(json: &mut String, s: &WorkerStats) {
         s.accept_pauses,
         s.unavailable,
         s.proxy_header_refusals,
-        s.untrusted_peers
+        s.untrusted_peers,
+        s.log_lines_dropped
     );
 }
 
@@ -231,7 +238,7 @@ mod tests {
             "\"total\":{\"accepted\":0,\"open\":{\"Idle\":3,\"ReadingRequest\":0,\"WritingResponse\":0,\
              \"SendingFile\":0,\"Lingering\":0,\"ReadingProxyHeader\":0},\"requests\":4,\"health_checks\":0,\
              \"bytes_sent\":100,\"responses\":{\"1xx\":0,\"2xx\":1,\"3xx\":1,\"4xx\":1,\"5xx\":1},\"timeouts\":0,\
-             \"accept_pauses\":0,\"unavailable\":1,\"proxy_header_refusals\":0,\"untrusted_peers\":0}}\n"
+             \"accept_pauses\":0,\"unavailable\":1,\"proxy_header_refusals\":0,\"untrusted_peers\":0,\"log_lines_dropped\":0}}\n"
         ), "{json}");
         let table = board.table();
         assert_eq!(table.lines().count(), 4, "{table}");

@@ -60,6 +60,25 @@ pub fn send(socket: impl AsFd, bytes: &[u8], more_follows: bool) -> io::Result<u
     check(ret as libc::c_long)
 }
 
+/// Writes `bytes` to a socket without ever blocking (`MSG_DONTWAIT`), even if
+/// the socket's open file description is blocking and shared with another
+/// process (the access log on a standard output that is a socket, as under
+/// journald): a full send buffer is `WouldBlock`.
+pub fn send_nonblocking(socket: impl AsFd, bytes: &[u8]) -> io::Result<usize> {
+    let socket: BorrowedFd<'_> = socket.as_fd();
+    // SAFETY: as in `send`: the pointer and length describe the live slice
+    // `bytes`, only read; `socket` is open for the call.
+    let ret = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    check(ret as libc::c_long)
+}
+
 /// Copies up to `count` bytes of `file`, starting at `*offset`, straight from
 /// the page cache into the socket's send buffer, and advances `*offset` by the
 /// number of bytes sent. The body never enters user space: no `read` into a
@@ -224,7 +243,8 @@ pub fn inotify_unwatch(inotify: impl AsFd, wd: i32) -> io::Result<()> {
 /// event's `u64`, which is where mio reads it back from, so `poll` reports
 /// the socket's events under `token` like any other source. The kernel
 /// refuses `EPOLL_CTL_MOD` on an exclusive registration; listeners are never
-/// reregistered, only removed (with mio's `deregister`, `EPOLL_CTL_DEL`).
+/// modified, only removed (with mio's `deregister`, `EPOLL_CTL_DEL`) while
+/// their worker cannot accept, and added again with this function.
 pub fn register_exclusive(
     poll: &mio::Poll,
     socket: impl AsFd,
@@ -254,8 +274,10 @@ pub fn register_exclusive(
 /// up), and sets `FD_CLOEXEC` on it, as sd_listen_fds(3) asks, so that it
 /// does not leak into programs we might execute.
 ///
-/// The caller must take each inherited number once; [`crate::listeners`]
-/// does so because it unsets `LISTEN_FDS` as it reads it.
+/// The caller must take each inherited number once, and before this process
+/// opens any descriptor of its own, so that a number that is open can only
+/// be inherited; [`crate::listeners::Inherited::take`] does both (it unsets
+/// `LISTEN_FDS` as it reads it, and runs first thing at start).
 pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: `F_GETFD` reads the descriptor's flags and touches no memory;
     // on a number that is not open it fails with `EBADF`, which is how we
@@ -264,9 +286,9 @@ pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     let cloexec = flags as libc::c_int | libc::FD_CLOEXEC;
     // SAFETY: as above; `F_SETFD` only changes the descriptor's flags.
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, cloexec) } as libc::c_long)?;
-    // SAFETY: `fd` is open (`F_GETFD` succeeded) and was inherited, not
-    // opened by any part of this process, so nothing else owns it; the
-    // caller takes each number once (see above).
+    // SAFETY: `fd` is open (`F_GETFD` succeeded); the caller runs before
+    // this process opens any descriptor of its own and takes each number
+    // once (see above), so `fd` was inherited and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

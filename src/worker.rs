@@ -46,6 +46,17 @@
 //! list is not empty, `epoll_wait` does not sleep, it only collects what
 //! became ready meanwhile.
 //!
+//! A worker that cannot accept (at the cap, or backing off after `EMFILE`)
+//! also takes its listener out of its epoll set, and puts it back (which
+//! reports connections already queued) when it can accept again. With a
+//! socket of its own this changes nothing but two `epoll_ctl` calls at the
+//! cap; it matters when all workers share one inherited socket: there the
+//! kernel wakes only *one* waiting worker per new connection
+//! (`EPOLLEXCLUSIVE`, see [`crate::sys::register_exclusive`]), always the
+//! first registered one that is waiting, and a worker that could not accept
+//! would take the wake-up and leave the connection unanswered in the queue
+//! while another worker had free slots.
+//!
 //! ## Trusted proxies
 //! With `--trusted-proxy`, a connection whose peer is in no trusted block is
 //! closed as soon as it is accepted: before it is registered, before a byte
@@ -124,6 +135,14 @@ enum AcceptState {
     BackingOff(Instant),
 }
 
+impl AcceptState {
+    /// Whether a worker in this state can accept, and so keeps its listener
+    /// in its epoll set (see the module docs).
+    fn can_accept(self) -> bool {
+        matches!(self, AcceptState::Drained | AcceptState::Pending)
+    }
+}
+
 /// A worker and everything it owns.
 #[derive(Debug)]
 pub struct Worker {
@@ -143,7 +162,8 @@ pub struct Worker {
     /// closes), in the order they yielded: the worker owes each a turn.
     yielded: Vec<(usize, u64)>,
     /// Most connections this worker holds at once; beyond it, new ones wait
-    /// in the kernel's accept queue.
+    /// in the kernel's accept queue. No limit once accepting stops (see
+    /// `stop_accepting`).
     max_connections: usize,
     /// Serial number for the next connection.
     next_serial: u64,
@@ -261,8 +281,8 @@ impl Worker {
             for event in events.iter() {
                 match event.token() {
                     // New arrivals matter only to a worker that emptied its
-                    // queue. At the cap only a close lets us accept again, and
-                    // while backing off only a close or the back-off's end.
+                    // queue. At the cap or backing off the listener is out of
+                    // the epoll set; an event queued before it left is stale.
                     LISTENER if self.accept == AcceptState::Drained => {
                         self.accept = AcceptState::Pending;
                     }
@@ -314,6 +334,7 @@ impl Worker {
     /// board.
     fn publish_stats(&mut self) {
         let mut stats = self.ctx.stats;
+        stats.log_lines_dropped = self.ctx.log.dropped_lines();
         for (_, connection) in &self.connections {
             stats.open[connection.state_index()] += 1;
         }
@@ -352,7 +373,10 @@ impl Worker {
             return;
         };
         match connection.on_event(event, self.poll.registry(), &mut self.ctx) {
-            Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+            Outcome::Open => {
+                keep_open(self.phase, &self.ctx, connection);
+                self.timers.schedule(key, &mut connection.timer);
+            }
             Outcome::Yielded => {
                 self.timers.schedule(key, &mut connection.timer);
                 self.yielded.push((key, connection.timer.serial));
@@ -379,7 +403,10 @@ impl Worker {
                 continue;
             }
             match connection.take_turn(self.poll.registry(), &mut self.ctx) {
-                Outcome::Open => self.timers.schedule(key, &mut connection.timer),
+                Outcome::Open => {
+                    keep_open(self.phase, &self.ctx, connection);
+                    self.timers.schedule(key, &mut connection.timer);
+                }
                 Outcome::Yielded => {
                     self.timers.schedule(key, &mut connection.timer);
                     self.yielded.push((key, serial));
@@ -397,14 +424,15 @@ impl Worker {
         match self.accept {
             AcceptState::Drained | AcceptState::AtCapacity => return,
             AcceptState::BackingOff(until) if now < until => return,
-            _ => {}
+            AcceptState::BackingOff(_) => self.set_accept(AcceptState::Pending),
+            AcceptState::Pending => {}
         }
-        let Some(listener) = &self.listener else {
-            return;
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
             if self.connections.len() >= self.max_connections {
-                self.accept = AcceptState::AtCapacity;
+                self.set_accept(AcceptState::AtCapacity);
                 return;
             }
             match listener.accept() {
@@ -454,10 +482,35 @@ impl Worker {
                         self.report(format_args!("accept failed, pausing accepts: {error}"));
                     }
                     self.ctx.stats.accept_pauses += 1;
-                    self.accept = AcceptState::BackingOff(now + ACCEPT_BACKOFF);
+                    self.set_accept(AcceptState::BackingOff(now + ACCEPT_BACKOFF));
                     return;
                 }
             }
+        }
+    }
+
+    /// Moves to `next`, taking the listener out of the epoll set when the
+    /// worker can no longer accept and putting it back when it can again (see
+    /// the module docs). Adding it back reports connections already queued,
+    /// though `next` is `Pending` then anyway.
+    fn set_accept(&mut self, next: AcceptState) {
+        let was_listening = self.accept.can_accept();
+        self.accept = next;
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        let result = match (was_listening, next.can_accept()) {
+            (true, false) => self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd())),
+            (false, true) => sys::register_exclusive(&self.poll, listener, LISTENER),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            self.report(format_args!(
+                "cannot change the listener's epoll registration: {error}"
+            ));
         }
     }
 
@@ -517,10 +570,22 @@ impl Worker {
     /// `net.ipv4.tcp_migrate_req` those still queued too), or are refused
     /// once every worker has stopped. Connections the kernel has completed
     /// but we have not accepted would be reset by the close, so the queue is
-    /// emptied first: they are answered like the others.
+    /// emptied first, past the connection cap: they are answered like the
+    /// others, with `Connection: close`, and end within the shutdown timeout.
+    ///
+    /// Going past the cap is safe for descriptors: the queue holds at most
+    /// the listen backlog ([`crate::config::LISTEN_BACKLOG`], capped by
+    /// `net.core.somaxconn`), and if descriptors do run out, `accept` fails
+    /// with `EMFILE` and the rest of the queue is reset as it would have been
+    /// (the one case left; opening a file for one of the extra connections
+    /// may meet `EMFILE` too, and that request gets `503`).
     fn stop_accepting(&mut self) {
-        if self.accept == AcceptState::Drained {
-            self.accept = AcceptState::Pending;
+        self.max_connections = usize::MAX;
+        match self.accept {
+            AcceptState::Drained | AcceptState::AtCapacity => {
+                self.set_accept(AcceptState::Pending);
+            }
+            AcceptState::Pending | AcceptState::BackingOff(_) => {}
         }
         self.accept_connections();
         if let Some(listener) = self.listener.take() {
@@ -528,10 +593,12 @@ impl Worker {
             // workers (inherited from systemd) stays open after our close,
             // and if it stayed in our set an exclusive wake-up could pick
             // this worker, which no longer accepts, instead of one that does.
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&listener.as_raw_fd()));
+            if self.accept.can_accept() {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&listener.as_raw_fd()));
+            }
         }
     }
 
@@ -552,11 +619,8 @@ impl Worker {
         connection.close(&mut self.ctx);
         // A descriptor and a slot are free again: connections that waited
         // for either are accepted later in this loop iteration.
-        if matches!(
-            self.accept,
-            AcceptState::AtCapacity | AcceptState::BackingOff(_)
-        ) {
-            self.accept = AcceptState::Pending;
+        if !self.accept.can_accept() {
+            self.set_accept(AcceptState::Pending);
         }
     }
 
@@ -602,4 +666,14 @@ fn add_connection(
     let connection = entry.insert(connection);
     timers.schedule(key, &mut connection.timer);
     Ok(())
+}
+
+/// A connection stays open after an event or a turn. A response that promised
+/// keep-alive may have ended after the stop and left its connection idle: it
+/// gets the grace that the connections idle at the stop got (see
+/// [`crate::drain`]).
+fn keep_open(phase: Phase, ctx: &Context, connection: &mut Connection) {
+    if let Some(grace_end) = phase.idle_grace_end(ctx.clock.now()) {
+        connection.on_stop(grace_end);
+    }
 }

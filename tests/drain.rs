@@ -255,3 +255,93 @@ fn a_request_sent_as_the_server_stops_is_answered_or_cleanly_refused_never_reset
         5 * CLIENTS
     );
 }
+
+/// A download whose head promised keep-alive before `SIGTERM`, read to its end after it:
+/// the same connection must answer the next request (with `Connection: close`), not reset
+/// it. `flags` choose whether the download ends while still accepting or after the stop.
+fn keep_alive_promised_before_the_drain_is_kept(flags: &[&str]) {
+    let fixture = Fixture::new();
+    let body = fixture.big();
+    let mut server = TestServer::start(fixture.root(), flags);
+    let mut c = server.connect();
+    c.send(get("/big.bin"));
+    let r = c.read_head();
+    assert_eq!(r.status, 200);
+    assert_keeps_alive(&r);
+    server.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(1), || server
+            .stderr()
+            .contains("draining")),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(c.read_body_bytes(body.len()), body);
+    let r = c.get("/hello.txt");
+    assert_hello(&r);
+    assert_closes(&r);
+    assert!(server.wait_exit(EXIT_TIMEOUT).success());
+}
+
+#[test]
+fn a_response_that_promised_keep_alive_before_the_drain_answers_the_next_request() {
+    keep_alive_promised_before_the_drain_is_kept(&["--drain-delay", "3"]);
+}
+
+#[test]
+fn a_response_that_promised_keep_alive_and_ends_after_the_stop_answers_the_next_request() {
+    keep_alive_promised_before_the_drain_is_kept(&["--shutdown-timeout", "5"]);
+}
+
+#[test]
+fn a_connection_idle_after_a_download_that_ended_after_the_stop_gets_the_idle_grace() {
+    let fixture = Fixture::new();
+    let body = fixture.big();
+    let mut server = TestServer::start(fixture.root(), &["--shutdown-timeout", "8"]);
+    let mut c = server.connect();
+    c.send(get("/big.bin"));
+    assert_keeps_alive(&c.read_head());
+    server.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(1), || server
+            .stderr()
+            .contains("draining")),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(c.read_body_bytes(body.len()), body);
+    // No next request: the grace (a second) ends in our FIN, long before the keep-alive
+    // timeout (10 s) or the shutdown timeout (8 s) would.
+    let finished = Instant::now();
+    c.expect_closed();
+    assert!(
+        finished.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        finished.elapsed()
+    );
+    drop(c);
+    assert!(server.wait_exit(EXIT_TIMEOUT).success());
+}
+
+#[test]
+fn connections_queued_past_the_cap_are_answered_when_accepting_stops_not_reset() {
+    // One worker holding its one connection; a second client waits, fully connected, in
+    // the listener's queue with its request sent. Closing the listener would reset it:
+    // stopping accepts it anyway, past the cap, and answers it with `Connection: close`.
+    let fixture = Fixture::new();
+    let mut server = TestServer::start(
+        fixture.root(),
+        &["--threads", "1", "--max-connections", "1"],
+    );
+    let mut held = server.connect();
+    assert_hello(&held.get("/hello.txt"));
+    let mut queued = server.connect();
+    queued.send(get("/hello.txt"));
+    queued.expect_open(Duration::from_millis(300));
+    server.signal("TERM");
+    let r = queued.read_response(false);
+    assert_hello(&r);
+    assert_closes(&r);
+    drop(held);
+    assert!(server.wait_exit(EXIT_TIMEOUT).success());
+}

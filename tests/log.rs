@@ -433,3 +433,66 @@ fn log_file_is_appended_to_not_truncated() {
     assert!(text.starts_with(earlier), "earlier content lost: {text:?}");
     assert_eq!(text.lines().count(), 2, "{text:?}");
 }
+
+#[test]
+fn a_stalled_log_reader_never_stops_serving_and_gets_the_lines_when_it_resumes() {
+    // `mioserve --log - | sleep`: standard output is a pipe nobody reads. Each line is
+    // about 1 KB, so 600 of them overfill the pipe (64 KiB) many times but stay within a
+    // worker's backlog (1 MiB): every request is answered at once, and once the reader
+    // reads, every line arrives.
+    const REQUESTS: usize = 600;
+    let fixture = Fixture::new();
+    let root = fixture
+        .root()
+        .to_str()
+        .expect("UTF-8 fixture path")
+        .to_owned();
+    let workdir = tempfile::tempdir().expect("server working directory");
+    let fifo = workdir.path().join("log.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+    // Opening a FIFO waits for the other end: the reader opens in a thread.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::File::open(fifo).expect("open the FIFO"))
+    };
+    let script = format!("exec \"$0\" \"$@\" > '{}'", fifo.display());
+    let args: Vec<std::ffi::OsString> = [
+        "-c",
+        &script,
+        BIN,
+        &root,
+        "--port",
+        "0",
+        "--log",
+        "-",
+        "--threads",
+        "1",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    let server = TestServer::spawn_program(workdir, "sh".as_ref(), args);
+    let reader = reader.join().expect("the reader opened");
+    let path = format!("/hello.txt?{}", "x".repeat(1000));
+    let mut c = server.connect();
+    for _ in 0..REQUESTS {
+        assert_hello(&c.get(&path));
+    }
+    // Now read: the lines the pipe could not take come from the backlog.
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(reader).lines() {
+            if sender.send(line.expect("a log line")).is_err() {
+                return;
+            }
+        }
+    });
+    for n in 0..REQUESTS {
+        let line = lines
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("only {n} of {REQUESTS} lines arrived"));
+        assert!(line.contains("/hello.txt?x"), "{line}");
+    }
+}

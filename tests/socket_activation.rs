@@ -143,3 +143,78 @@ fn listen_pid_naming_another_process_is_ignored() {
     let server = TestServer::spawn_program(workdir, "sh".as_ref(), args);
     assert_hello(&server.connect().get("/hello.txt"));
 }
+
+/// `python3 -c SCRIPT mioserve ARGS...`: the server with a listening socket on 127.0.0.1
+/// (a free port) as its descriptor 3 and `LISTEN_FDS=listen_fds`, `LISTEN_PID` its own
+/// (Python `exec`s it); unlike `systemd-socket-activate`, it starts without waiting for a
+/// first client.
+fn with_listener_as_fd_3(listen_fds: usize, args: &[&str]) -> Vec<OsString> {
+    let script = format!(
+        "import os, socket, sys\n\
+         s = socket.create_server(('127.0.0.1', 0))\n\
+         os.dup2(s.fileno(), 3)\n\
+         os.set_inheritable(3, True)\n\
+         os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='{listen_fds}')\n\
+         os.execv(sys.argv[1], sys.argv[1:])"
+    );
+    let mut all: Vec<OsString> = vec!["-c".into(), script.into(), BIN.into()];
+    all.extend(args.iter().map(OsString::from));
+    all
+}
+
+#[test]
+fn a_count_larger_than_the_descriptors_passed_takes_none_of_ours() {
+    let fixture = Fixture::new();
+    let root = fixture.root().to_str().expect("UTF-8 fixture path");
+    // One listening socket as descriptor 3, but LISTEN_FDS=2. Descriptor 4 must be found
+    // closed: had the server opened anything first (signal handling's socket pair), it
+    // would take that for the second socket and close it under its owner (which std
+    // reports as "IO Safety violation" and aborts).
+    let out = run(
+        Command::new("python3").args(with_listener_as_fd_3(2, &[root, "--no-log"])),
+        RUN_TIMEOUT,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway: {}", tail(&stderr));
+    assert_eq!(
+        stderr,
+        "mioserve: cannot use descriptor 4 passed by systemd: Bad file descriptor (os error 9)\n"
+    );
+}
+
+#[test]
+fn a_worker_at_its_cap_leaves_new_connections_on_the_shared_socket_to_the_others() {
+    // Two workers share the one socket, each may hold one connection. The kernel wakes
+    // one waiting worker per new connection (EPOLLEXCLUSIVE), the first registered one
+    // that waits: the worker holding the first client must not take the wake-up for the
+    // second, or the second would wait for the first to leave.
+    let fixture = Fixture::new();
+    let root = fixture.root().to_str().expect("UTF-8 fixture path");
+    let args = with_listener_as_fd_3(
+        1,
+        &[root, "--no-log", "--threads", "2", "--max-connections", "2"],
+    );
+    let workdir = tempfile::tempdir().expect("server working directory");
+    let server = TestServer::spawn_program(workdir, "python3".as_ref(), args);
+    for _round in 0..5 {
+        let mut first = server.connect();
+        assert_hello(&first.get("/hello.txt"));
+        let mut second = server.connect();
+        second.send(get("/hello.txt"));
+        let answered = wait_until(Duration::from_secs(2), || {
+            second.stream().set_nonblocking(true).unwrap();
+            let mut probe = [0u8; 1];
+            let ready = second.stream().peek(&mut probe).is_ok_and(|n| n > 0);
+            second.stream().set_nonblocking(false).unwrap();
+            ready
+        });
+        assert!(
+            answered,
+            "the second client waited while a worker had a free slot"
+        );
+        assert_hello(&second.read_response(false));
+        // Both leave; the workers see the closes before the next round connects.
+        drop((first, second));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
