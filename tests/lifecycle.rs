@@ -349,3 +349,26 @@ fn sigterm_flushes_the_log() {
     assert!(server.stop().success());
     assert_eq!(server.log_lines().len(), 10);
 }
+
+#[test]
+fn a_failed_epoll_wait_is_reported_at_once_and_exits_nonzero() {
+    // strace makes the first `epoll_wait` fail with EBADF, as a broken event
+    // loop would: the worker must say so at once and the process must stop
+    // with status 1, not serve on with a dead worker until someone stops it.
+    let strace = support::tools::require("strace", "strace");
+    let fixture = Fixture::new();
+    let started = Instant::now();
+    let out = support::tools::run(
+        std::process::Command::new(strace)
+            .args(["-f", "-o", "/dev/null", "-e"])
+            .arg("inject=epoll_wait:error=EBADF:when=1")
+            .arg(BIN)
+            .arg(fixture.root())
+            .args(["--port", "0", "--threads", "2", "--no-log"]),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("epoll_wait failed"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{stderr}");
+}

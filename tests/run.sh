@@ -10,7 +10,7 @@ declare -A package_of=(
     [chromium]=chromium [curl]=curl [wget]=wget [ab]=apache2-utils
     [h2load]=nghttp2-client [wrk]=wrk [ip]=iproute2 [python3]=python3
     [logrotate]=logrotate [goaccess]=goaccess [jq]=jq
-    [systemd-socket-activate]=systemd [haproxy]=haproxy [nginx]=nginx
+    [systemd-socket-activate]=systemd [haproxy]=haproxy [nginx]=nginx [strace]=strace
 )
 missing=()
 for program in "${!package_of[@]}"; do
