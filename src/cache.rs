@@ -184,10 +184,20 @@ impl FileFacts {
         }
     }
 
-    /// [`FileFacts::write_fields`], formatted once for a cache entry.
-    fn formatted_fields(&self) -> Box<[u8]> {
+    /// Appends the header fields a `304 Not Modified` repeats of the `200`
+    /// it stands for: `ETag`, and `Vary` for a path with sidecars (RFC 9110
+    /// §15.4.5; no other metadata, since we always send an `ETag`).
+    pub fn write_not_modified_fields(&self, head: &mut HeadWriter<'_>) {
+        head.header("ETag", self.etag.as_bytes());
+        if self.variant.varies() {
+            head.header("Vary", VARY_VALUE);
+        }
+    }
+
+    /// `write` (one of the methods above), formatted once for a cache entry.
+    fn formatted(&self, write: fn(&FileFacts, &mut HeadWriter<'_>)) -> Box<[u8]> {
         let mut fields = Vec::new();
-        self.write_fields(&mut HeadWriter::fields_only(&mut fields));
+        write(self, &mut HeadWriter::fields_only(&mut fields));
         fields.into_boxed_slice()
     }
 }
@@ -203,6 +213,10 @@ pub struct CachedFile {
     pub facts: FileFacts,
     /// [`FileFacts::write_fields`], formatted once when the entry was made.
     pub fields: Box<[u8]>,
+    /// [`FileFacts::write_not_modified_fields`], formatted then too: a
+    /// revalidation answered `304` copies them like a `200` copies
+    /// [`CachedFile::fields`].
+    pub not_modified_fields: Box<[u8]>,
     /// The whole content.
     pub body: Box<[u8]>,
     /// Which sidecars the file had when last checked (always none for a
@@ -240,6 +254,20 @@ impl FileBody<'_> {
         match self {
             FileBody::Cached(cached) => &cached.facts,
             FileBody::Disk { facts, .. } => facts,
+        }
+    }
+
+    /// Appends the fields that describe the file to the head of a response
+    /// with `status`: [`FileFacts::write_not_modified_fields`] for a `304`,
+    /// [`FileFacts::write_fields`] otherwise; a cached file's were formatted
+    /// once, when its entry was made.
+    pub fn write_fields(&self, status: Status, head: &mut HeadWriter<'_>) {
+        let not_modified = status == Status::NotModified;
+        match self {
+            FileBody::Cached(cached) if not_modified => head.fields(&cached.not_modified_fields),
+            FileBody::Cached(cached) => head.fields(&cached.fields),
+            FileBody::Disk { facts, .. } if not_modified => facts.write_not_modified_fields(head),
+            FileBody::Disk { facts, .. } => facts.write_fields(head),
         }
     }
 }
@@ -681,7 +709,8 @@ impl FileCache {
         if entry.sidecars != sidecars {
             entry.sidecars = sidecars;
             entry.facts = facts;
-            entry.fields = facts.formatted_fields();
+            entry.fields = facts.formatted(FileFacts::write_fields);
+            entry.not_modified_fields = facts.formatted(FileFacts::write_not_modified_fields);
         }
     }
 
@@ -720,7 +749,8 @@ impl FileCache {
         self.uses += 1;
         let entry = CachedFile {
             facts,
-            fields: facts.formatted_fields(),
+            fields: facts.formatted(FileFacts::write_fields),
+            not_modified_fields: facts.formatted(FileFacts::write_not_modified_fields),
             body: body.into_boxed_slice(),
             sidecars,
             identity: file.identity,
@@ -1078,6 +1108,34 @@ mod tests {
         let sole = cached(serve(&mut plain, &root, "a.css", now));
         assert_eq!(sole.facts.variant, Variant::Sole);
         assert!(!String::from_utf8_lossy(&sole.fields).contains("Vary"));
+    }
+
+    #[test]
+    fn an_entry_formats_its_304_fields_once_too() {
+        let now = Instant::now();
+        let (_dir, root) = site(&[("a.css", b"body{}"), ("a.css.gz", b"GZ")]);
+        let mut plain = FileCache::default();
+        let sole = cached(serve(&mut plain, &root, "a.css", now));
+        let etag = |entry: &CachedFile| String::from_utf8(entry.facts.etag.as_bytes().to_vec());
+        assert_eq!(
+            String::from_utf8(sole.not_modified_fields.to_vec()).unwrap(),
+            format!("\r\nETag: {}", etag(sole).unwrap())
+        );
+        let mut precompressed = FileCache::default();
+        let encoded = cached(serve_accepting(
+            &mut precompressed,
+            &root,
+            "a.css",
+            "gzip",
+            now,
+        ));
+        assert_eq!(
+            String::from_utf8(encoded.not_modified_fields.to_vec()).unwrap(),
+            format!(
+                "\r\nETag: {}\r\nVary: Accept-Encoding",
+                etag(encoded).unwrap()
+            )
+        );
     }
 
     #[test]

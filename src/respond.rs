@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cache::{FileBody, FileCache, Served, VARY_VALUE};
+use crate::cache::{FileBody, FileCache, Served};
 use crate::config::{CorsOrigins, ResponseHeader, UNAVAILABLE_RETRY_AFTER};
 use crate::files::{self, DocumentRoot, Lookup, PathForm, SymlinkPolicy};
 use crate::http::encoding::AcceptEncoding;
@@ -539,22 +539,10 @@ fn answer_file(
         }
     };
     let mut head = HeadWriter::start(out, status, env.date);
-    match &body {
-        // The client holds the representation already: a 304 names which
-        // one (RFC 9110 §15.4.5: `ETag`, and no other metadata, since we
-        // always have an ETag) and states no length. A length is allowed,
-        // but load generators such as wrk read it as a body to wait for.
-        // `Vary` too, for a path with sidecars: a 304 sends what a 200 would
-        // of `ETag` and `Vary` (RFC 9110 §15.4.5).
-        _ if status == Status::NotModified => {
-            head.header("ETag", facts.etag.as_bytes());
-            if facts.variant.varies() {
-                head.header("Vary", VARY_VALUE);
-            }
-        }
-        FileBody::Cached(cached) => head.fields(&cached.fields),
-        FileBody::Disk { .. } => facts.write_fields(&mut head),
-    }
+    // The client of a 304 holds the representation already: the head names
+    // which one (`ETag`, `Vary`) and states no length. A length is allowed,
+    // but load generators such as wrk read it as a body to wait for.
+    body.write_fields(status, &mut head);
     if let Some(vary) = vary {
         head.header("Vary", vary);
     }
