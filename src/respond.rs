@@ -297,18 +297,22 @@ pub enum Record {
 pub struct Env<'a> {
     /// The current `Date` value, cached by the worker once a second.
     pub date: &'a [u8],
-    /// The keep-alive timeout to announce, or `None` when the server is
-    /// shutting down and every response closes its connection.
-    pub keep_alive: Option<Duration>,
+    /// The keep-alive timeout announced (`Keep-Alive: timeout=N`) by a
+    /// response that keeps its connection open.
+    pub keep_alive: Duration,
+    /// Whether the server is draining (see [`crate::drain`]): every response
+    /// closes its connection and the health check fails.
+    pub draining: bool,
     /// This event-loop iteration's time, for the file cache.
     pub now: Instant,
 }
 
 impl Env<'_> {
-    /// Whether the server is draining: it announces no keep-alive then, since
-    /// every response closes its connection.
-    fn is_draining(&self) -> bool {
-        self.keep_alive.is_none()
+    /// What [`HeadWriter::connection`] announces for a response that
+    /// `keeps_open` its connection: the keep-alive timeout, or `None`
+    /// (`Connection: close`) when it does not or the server is draining.
+    fn announced_keep_alive(&self, keeps_open: bool) -> Option<Duration> {
+        (keeps_open && !self.draining).then_some(self.keep_alive)
     }
 }
 
@@ -325,7 +329,8 @@ pub fn answer(
 ) -> Answer {
     // A request with a body we will not read must be the last one on its
     // connection: otherwise we would parse the body as the next request.
-    let keep_alive = request.keep_alive && !request.has_body && env.keep_alive.is_some();
+    // Once draining, every request is the last one.
+    let keep_alive = request.keep_alive && !request.has_body && !env.draining;
     let is_head = request.method == Method::Head;
     let status_page = |status: Status, extra_header, out: &mut Vec<u8>| {
         let page = StatusPage {
@@ -447,7 +452,7 @@ impl StatusPage<'_> {
         }
         head.content_type("text/html");
         head.header_number("Content-Length", page.len() as u64);
-        head.connection(env.keep_alive.filter(|_| keep_alive));
+        head.connection(env.announced_keep_alive(keep_alive));
         head.finish();
         let head_len = out.len();
         if !self.is_head {
@@ -547,7 +552,7 @@ fn answer_file(
             format_args!("bytes {first}-{}/{}", first + len - 1, facts.len),
         );
     }
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     let sends_body = matches!(status, Status::Ok | Status::PartialContent)
@@ -608,7 +613,7 @@ fn answer_options(
         head.header_number("Access-Control-Max-Age", CORS_MAX_AGE_SECS);
     }
     // No `Content-Length`: a 204 must not send one (RFC 9110 §8.6).
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     Answer {
         status: Status::NoContent,
@@ -655,7 +660,7 @@ fn answer_listing(
         head.header("Content-Security-Policy", listing::CONTENT_SECURITY_POLICY);
         head.header_number("Content-Length", body.len() as u64);
     }
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     if status == Status::Ok && request.method == Method::Get {
@@ -683,7 +688,7 @@ fn answer_own(
     // Stays empty (and unallocated) but for the counters.
     let mut json = Vec::new();
     let (status, content_type, body, record): (_, &[u8], &[u8], _) = match own {
-        OwnAnswer::Health if env.is_draining() => (
+        OwnAnswer::Health if env.draining => (
             Status::ServiceUnavailable,
             b"text/plain",
             DRAINING_BODY,
@@ -699,7 +704,7 @@ fn answer_own(
     head.header("Content-Type", content_type);
     head.header("Cache-Control", b"no-store");
     head.header_number("Content-Length", body.len() as u64);
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     if !is_head {
