@@ -154,7 +154,8 @@ fn answer_from_the_cache() {
     let mut out = Vec::with_capacity(4096);
     let env = Env {
         date: DATE,
-        keep_alive: Some(KEEP_ALIVE),
+        keep_alive: KEEP_ALIVE,
+        draining: false,
         now: Instant::now(),
     };
     let mut answer = |request: &Request, raw: &[u8]| {

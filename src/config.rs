@@ -282,11 +282,45 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a site serves and how, as the command line chose: the part of
+/// [`Config`] that [`crate::respond::Site::open_with`] takes, and that the
+/// site keeps to answer by.
+#[derive(Clone, Debug, Default)]
+pub struct SiteConfig {
+    /// Where the health check is answered (`--health-path`), if at all:
+    /// `200` while serving, `503` once draining.
+    pub health_path: Option<String>,
+    /// Where the live counters are served as JSON (`--stats-path`), if at all.
+    pub stats_path: Option<String>,
+    /// Where symlinks under the root may lead (`--follow-symlinks`).
+    pub symlinks: SymlinkPolicy,
+    /// Whether a directory without an index file gets a listing
+    /// (`--list-dirs`) instead of `403`.
+    pub list_dirs: bool,
+    /// Fields added to every `2xx` and `304` answer with a file or a listing
+    /// (`--header`).
+    pub headers: Vec<ResponseHeader>,
+    /// Which origins get CORS headers (`--cors`), if any.
+    pub cors: Option<CorsOrigins>,
+    /// The page served for missing paths that ask for HTML (`--fallback`),
+    /// an absolute URL path such as `/index.html` that must name a file in
+    /// the root.
+    pub fallback: Option<String>,
+    /// Whether to serve a file's precompressed sidecars (`file.br`,
+    /// `file.zst`, `file.gz`) to clients that accept them
+    /// (`--precompressed`; see [`crate::http::encoding`]); when off,
+    /// `Accept-Encoding` is never read.
+    pub precompressed: bool,
+}
+
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The document root: only files beneath it are ever served.
     pub root: PathBuf,
+    /// What is served from it, and what besides: everything
+    /// [`crate::respond::Site`] is opened with.
+    pub site: SiteConfig,
     /// Address every worker's listener binds to.
     pub bind: IpAddr,
     /// Port to listen on; `0` lets the kernel pick one.
@@ -315,31 +349,10 @@ pub struct Config {
     pub trace: TraceLevel,
     /// How `--trace` writes its lines: text for people, JSON for tools.
     pub trace_format: TraceFormat,
-    /// Where the live counters are served as JSON (`--stats-path`), if at all.
-    pub stats_path: Option<String>,
-    /// Where symlinks under the root may lead (`--follow-symlinks`).
-    pub symlinks: SymlinkPolicy,
-    /// Where the health check is answered (`--health-path`), if at all.
-    pub health_path: Option<String>,
     /// See [`DEFAULT_DRAIN_DELAY`].
     pub drain_delay: Duration,
     /// See [`DEFAULT_SHUTDOWN_TIMEOUT`].
     pub shutdown_timeout: Duration,
-    /// Whether a directory without an index file gets a listing
-    /// (`--list-dirs`) instead of `403`.
-    pub list_dirs: bool,
-    /// Fields added to every `2xx` and `304` answer with a file or a listing
-    /// (`--header`).
-    pub headers: Vec<ResponseHeader>,
-    /// Which origins get CORS headers (`--cors`), if any.
-    pub cors: Option<CorsOrigins>,
-    /// The page served for missing paths that ask for HTML (`--fallback`),
-    /// an absolute URL path such as `/index.html`.
-    pub fallback: Option<String>,
-    /// Whether to serve a file's precompressed sidecars (`file.br`,
-    /// `file.zst`, `file.gz`) to clients that accept them
-    /// (`--precompressed`; see [`crate::http::encoding`]).
-    pub precompressed: bool,
     /// Whether every connection must start with a PROXY protocol header
     /// (`--proxy-protocol`, see [`crate::proxy`]), under the header timeout.
     pub proxy_protocol: bool,
@@ -353,6 +366,7 @@ impl Config {
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
+            site: SiteConfig::default(),
             bind: IpAddr::from([127, 0, 0, 1]),
             port: DEFAULT_PORT,
             binding: Binding::Fresh,
@@ -365,16 +379,8 @@ impl Config {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             trace: TraceLevel::Off,
             trace_format: TraceFormat::Text,
-            stats_path: None,
-            symlinks: SymlinkPolicy::Beneath,
-            health_path: None,
             drain_delay: DEFAULT_DRAIN_DELAY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
-            list_dirs: false,
-            headers: Vec::new(),
-            cors: None,
-            fallback: None,
-            precompressed: false,
             proxy_protocol: false,
             trusted_proxies: Vec::new(),
         }

@@ -152,8 +152,12 @@ pub struct Context {
     pub cache: FileCache,
     /// The timeouts of each state.
     pub timeouts: Timeouts,
-    /// Set when the server starts draining (see [`crate::drain`]): every
-    /// response closes its connection and the health check fails.
+    /// Whether the worker's shutdown phase has reached draining (see
+    /// [`crate::drain`]): every response closes its connection and the health
+    /// check fails. The worker's phase is the source of truth; this is
+    /// [`crate::drain::Phase::is_draining`] of it, written only where the phase
+    /// changes (`Worker::advance_phase`), so the connections, which never see
+    /// the phase, can read it.
     pub draining: bool,
     /// `--trace`: prints the steps of the loop, if asked.
     pub tracer: Tracer,
@@ -829,7 +833,8 @@ impl Connection {
     ) -> (Exchange, Option<FileSend>) {
         let env = Env {
             date: ctx.clock.http_date(),
-            keep_alive: (!ctx.draining).then_some(ctx.timeouts.keepalive),
+            keep_alive: ctx.timeouts.keepalive,
+            draining: ctx.draining,
             now: ctx.clock.now(),
         };
         let (answer, request_line, consumed, unread_input): (Answer, Span, usize, bool) =

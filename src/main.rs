@@ -230,22 +230,22 @@ impl Args {
         config.send_timeout = Duration::from_secs(self.send_timeout);
         config.trace = self.trace;
         config.trace_format = self.trace_format;
-        config.stats_path = self.stats_path;
+        config.site.stats_path = self.stats_path;
         if self.follow_symlinks {
-            config.symlinks = SymlinkPolicy::Anywhere;
+            config.site.symlinks = SymlinkPolicy::Anywhere;
         }
-        config.precompressed = self.precompressed;
-        config.health_path = self.health_path;
+        config.site.precompressed = self.precompressed;
+        config.site.health_path = self.health_path;
         config.drain_delay = Duration::from_secs(self.drain_delay);
         config.shutdown_timeout = Duration::from_secs(self.shutdown_timeout);
-        config.list_dirs = self.list_dirs;
-        config.headers = self.headers;
-        config.cors = match self.cors {
+        config.site.list_dirs = self.list_dirs;
+        config.site.headers = self.headers;
+        config.site.cors = match self.cors {
             origins if origins.is_empty() => None,
             origins if origins.iter().any(|origin| origin == "*") => Some(CorsOrigins::Any),
             origins => Some(CorsOrigins::Only(origins)),
         };
-        config.fallback = self.fallback;
+        config.site.fallback = self.fallback;
         config.proxy_protocol = self.proxy_protocol;
         config.trusted_proxies = self.trusted_proxy;
         config
@@ -330,7 +330,7 @@ mod tests {
         let config = |args: &[&str]| Args::try_parse_from(args).unwrap().into_config();
         let any = config(&["mioserve", "--cors", "site"]);
         assert_eq!(
-            (any.cors, any.root),
+            (any.site.cors, any.root),
             (Some(CorsOrigins::Any), PathBuf::from("site"))
         );
         let only = config(&[
@@ -339,13 +339,13 @@ mod tests {
             "--cors=http://b.example",
         ]);
         assert_eq!(
-            only.cors,
+            only.site.cors,
             Some(CorsOrigins::Only(vec![
                 "https://a.example".to_owned(),
                 "http://b.example".to_owned()
             ]))
         );
-        assert_eq!(config(&["mioserve"]).cors, None);
+        assert_eq!(config(&["mioserve"]).site.cors, None);
         assert!(Args::try_parse_from(["mioserve", "--cors=a.example"]).is_err());
         assert!(Args::try_parse_from(["mioserve", "--header", "X: a\r\nY: b"]).is_err());
     }

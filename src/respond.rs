@@ -14,7 +14,7 @@
 //!
 //! Besides files, the server answers a few requests about itself, ahead of
 //! the document root: `OPTIONS` for any target (`answer_options`), and the
-//! opt-in paths of [`OwnPaths`], the health check and the live counters,
+//! opt-in paths of [`SiteConfig`], the health check and the live counters,
 //! which are written by one function (`answer_own`) and kept out of the
 //! access log ([`Record`]).
 
@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::{FileBody, FileCache, Served};
-use crate::config::{CorsOrigins, ResponseHeader, UNAVAILABLE_RETRY_AFTER};
-use crate::files::{self, DocumentRoot, Lookup, PathForm, SymlinkPolicy};
+use crate::config::{CorsOrigins, SiteConfig, UNAVAILABLE_RETRY_AFTER};
+use crate::files::{self, DocumentRoot, Lookup, PathForm};
 use crate::http::encoding::AcceptEncoding;
 use crate::http::range::{ByteRange, byte_range};
 use crate::http::response::HeadWriter;
@@ -62,39 +62,24 @@ const CUSTOM_PAGES: [(Status, &str); 2] = [
     (Status::BadRequest, "400.html"),
 ];
 
-/// The paths the server answers itself instead of looking in the document
-/// root, each opt-in (`--health-path`, `--stats-path`). Matched against the
-/// request path exactly, before any query string.
-#[derive(Debug, Default)]
-pub struct OwnPaths {
-    /// `--health-path`: `200` while serving, `503` once draining.
-    pub health: Option<String>,
-    /// `--stats-path`: every worker's published counters as JSON.
-    pub stats: Option<(String, Arc<StatsBoard>)>,
-}
-
-/// What is being served: the document root and the bodies of status pages.
-/// Built once at start and shared, read-only, by every worker.
+/// What is being served: the document root, the bodies of status pages, and
+/// the [`SiteConfig`] the command line chose, with what is worked out from it
+/// once. Built once at start and shared, read-only, by every worker.
 #[derive(Debug)]
 pub struct Site {
     /// Where files come from.
     pub root: DocumentRoot,
     /// One small HTML page per status, indexed by [`Status::index`].
     pages: Vec<Box<[u8]>>,
-    /// The paths answered by the server itself.
-    own: OwnPaths,
-    /// Whether directories without an index are listed (`--list-dirs`).
-    lists_directories: bool,
-    /// The `--header` fields, formatted once as `\r\nName: value` lines
-    /// for [`HeadWriter::fields`]; empty without the flag.
-    added_fields: Box<[u8]>,
-    /// Which origins get CORS headers (`--cors`).
-    cors: Option<CorsOrigins>,
-    /// The decoded path of the `--fallback` page.
-    fallback: Option<Vec<u8>>,
-    /// Whether files may be answered with a precompressed sidecar
-    /// (`--precompressed`); when off, `Accept-Encoding` is never read.
-    precompressed: bool,
+    /// What to serve besides files, and how: read as chosen.
+    config: SiteConfig,
+    /// `config.headers`, formatted once as `\r\nName: value` lines for
+    /// [`HeadWriter::fields`]; empty without `--header`.
+    header_fields: Box<[u8]>,
+    /// `config.fallback`, decoded and checked at start.
+    fallback_path: Option<Vec<u8>>,
+    /// Every worker's published counters, served at `config.stats_path`.
+    stats_board: Arc<StatsBoard>,
 }
 
 /// One of the server's own answers, found by [`Site::own_answer`].
@@ -106,43 +91,34 @@ enum OwnAnswer<'a> {
     Stats(&'a StatsBoard),
 }
 
-/// What a site serves besides its files, and how it finds them.
-#[derive(Debug, Default)]
-pub struct SiteOptions {
-    /// The paths the server answers itself.
-    pub own: OwnPaths,
-    /// Where symlinks under the root may lead (`--follow-symlinks`).
-    pub symlinks: SymlinkPolicy,
-    /// `--list-dirs`.
-    pub list_dirs: bool,
-    /// `--header`.
-    pub headers: Vec<ResponseHeader>,
-    /// `--cors`.
-    pub cors: Option<CorsOrigins>,
-    /// `--fallback`: a URL path that must name a file in the root.
-    pub fallback: Option<String>,
-    /// Whether to serve precompressed sidecars (`--precompressed`).
-    pub precompressed: bool,
-}
-
 impl Site {
     /// Opens the document root and prepares the status pages: the site's own
     /// `404.html` and `400.html` when it has them (read once, here), a
     /// generated page otherwise.
+    ///
+    /// Every [`SiteConfig`] option is off, so no counters are served: the
+    /// board is one nobody publishes to.
     pub fn open(root_path: &Path) -> io::Result<Site> {
-        Site::open_with(root_path, SiteOptions::default())
+        let unpublished = Arc::new(StatsBoard::new(1));
+        Site::open_with(root_path, SiteConfig::default(), unpublished)
     }
 
-    /// Like [`Site::open`], with the [`SiteOptions`] the command line chose.
-    pub fn open_with(root_path: &Path, options: SiteOptions) -> io::Result<Site> {
-        let root = DocumentRoot::open(root_path)?.with_symlinks(options.symlinks);
-        let fallback = options
+    /// Like [`Site::open`], with the [`SiteConfig`] the command line chose and
+    /// the board the workers publish their counters to.
+    pub fn open_with(
+        root_path: &Path,
+        config: SiteConfig,
+        stats_board: Arc<StatsBoard>,
+    ) -> io::Result<Site> {
+        let root = DocumentRoot::open(root_path)?.with_symlinks(config.symlinks);
+        let fallback_path = config
             .fallback
-            .map(|target| fallback_path(&root, &target))
+            .as_deref()
+            .map(|target| decode_fallback(&root, target))
             .transpose()?;
-        let mut added_fields = Vec::new();
-        let mut head = HeadWriter::fields_only(&mut added_fields);
-        for field in &options.headers {
+        let mut header_fields = Vec::new();
+        let mut head = HeadWriter::fields_only(&mut header_fields);
+        for field in &config.headers {
             head.header(&field.name, field.value.as_bytes());
         }
         let pages = Status::ALL
@@ -160,20 +136,18 @@ impl Site {
         Ok(Site {
             root,
             pages,
-            own: options.own,
-            lists_directories: options.list_dirs,
-            added_fields: added_fields.into_boxed_slice(),
-            cors: options.cors,
-            fallback,
-            precompressed: options.precompressed,
+            config,
+            header_fields: header_fields.into_boxed_slice(),
+            fallback_path,
+            stats_board,
         })
     }
 
     /// Appends the fields every `2xx` or `304` answer with content (a file or
     /// a listing) carries: the `--header` fields and the CORS ones.
     fn write_content_fields(&self, request: &Request, input: &[u8], head: &mut HeadWriter<'_>) {
-        head.fields(&self.added_fields);
-        if let Some(cors) = &self.cors {
+        head.fields(&self.header_fields);
+        if let Some(cors) = &self.config.cors {
             write_allow_origin(cors, request.origin.map(|origin| origin.of(input)), head);
         }
     }
@@ -185,7 +159,7 @@ impl Site {
     /// or any last segment with a dot) stays `404`, as do requests that
     /// take no HTML (`fetch()` with `Accept: application/json`).
     fn fallback_for(&self, request: &Request, input: &[u8]) -> Fallback<'_> {
-        let Some(page) = &self.fallback else {
+        let Some(page) = &self.fallback_path else {
             return Fallback::None;
         };
         let (path, _query) = files::split_target(request.target.of(input));
@@ -203,16 +177,18 @@ impl Site {
         &self.pages[status.index()]
     }
 
-    /// The server's own answer for a request path, if it has one.
+    /// The server's own answer for a request path, if it has one: each of
+    /// these paths is opt-in (`--health-path`, `--stats-path`) and matched
+    /// exactly, against the path before any query string.
     fn own_answer(&self, path: &[u8]) -> Option<OwnAnswer<'_>> {
-        if self.own.health.as_deref().map(str::as_bytes) == Some(path) {
-            return Some(OwnAnswer::Health);
-        }
-        match &self.own.stats {
-            Some((stats_path, board)) if stats_path.as_bytes() == path => {
-                Some(OwnAnswer::Stats(board))
-            }
-            _ => None,
+        let is_path =
+            |own_path: &Option<String>| own_path.as_deref().map(str::as_bytes) == Some(path);
+        if is_path(&self.config.health_path) {
+            Some(OwnAnswer::Health)
+        } else if is_path(&self.config.stats_path) {
+            Some(OwnAnswer::Stats(&self.stats_board))
+        } else {
+            None
         }
     }
 }
@@ -230,7 +206,7 @@ enum Fallback<'a> {
 
 /// Checks a `--fallback` target at start: it must decode to a regular file
 /// in the root (so a typo fails now, not on every missed route).
-fn fallback_path(root: &DocumentRoot, target: &str) -> io::Result<Vec<u8>> {
+fn decode_fallback(root: &DocumentRoot, target: &str) -> io::Result<Vec<u8>> {
     let invalid = |reason: &str| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -321,18 +297,22 @@ pub enum Record {
 pub struct Env<'a> {
     /// The current `Date` value, cached by the worker once a second.
     pub date: &'a [u8],
-    /// The keep-alive timeout to announce, or `None` when the server is
-    /// shutting down and every response closes its connection.
-    pub keep_alive: Option<Duration>,
+    /// The keep-alive timeout announced (`Keep-Alive: timeout=N`) by a
+    /// response that keeps its connection open.
+    pub keep_alive: Duration,
+    /// Whether the server is draining (see [`crate::drain`]): every response
+    /// closes its connection and the health check fails.
+    pub draining: bool,
     /// This event-loop iteration's time, for the file cache.
     pub now: Instant,
 }
 
 impl Env<'_> {
-    /// Whether the server is draining: it announces no keep-alive then, since
-    /// every response closes its connection.
-    fn is_draining(&self) -> bool {
-        self.keep_alive.is_none()
+    /// What [`HeadWriter::connection`] announces for a response that
+    /// `keeps_open` its connection: the keep-alive timeout, or `None`
+    /// (`Connection: close`) when it does not or the server is draining.
+    fn announced_keep_alive(&self, keeps_open: bool) -> Option<Duration> {
+        (keeps_open && !self.draining).then_some(self.keep_alive)
     }
 }
 
@@ -349,7 +329,8 @@ pub fn answer(
 ) -> Answer {
     // A request with a body we will not read must be the last one on its
     // connection: otherwise we would parse the body as the next request.
-    let keep_alive = request.keep_alive && !request.has_body && env.keep_alive.is_some();
+    // Once draining, every request is the last one.
+    let keep_alive = request.keep_alive && !request.has_body && !env.draining;
     let is_head = request.method == Method::Head;
     let status_page = |status: Status, extra_header, out: &mut Vec<u8>| {
         let page = StatusPage {
@@ -375,6 +356,7 @@ pub fn answer(
         Err(status) => return status_page(status, None, out),
     };
     let accepted = site
+        .config
         .precompressed
         .then(|| AcceptEncoding::new(request.accept_encoding.map(|span| span.of(input))));
     let status = match cache.serve(&site.root, scratch, form, accepted, env.now) {
@@ -394,7 +376,7 @@ pub fn answer(
             }
             return status_page(Status::MovedPermanently, Some(("Location", &location)), out);
         }
-        Served::NoIndex(directory) if site.lists_directories => {
+        Served::NoIndex(directory) if site.config.list_dirs => {
             let hidden = cache.hidden();
             let found = Listing::read(&site.root, &directory, scratch, hidden);
             return match found {
@@ -470,7 +452,7 @@ impl StatusPage<'_> {
         }
         head.content_type("text/html");
         head.header_number("Content-Length", page.len() as u64);
-        head.connection(env.keep_alive.filter(|_| keep_alive));
+        head.connection(env.announced_keep_alive(keep_alive));
         head.finish();
         let head_len = out.len();
         if !self.is_head {
@@ -558,7 +540,7 @@ fn answer_file(
             format_args!("bytes {first}-{}/{}", first + len - 1, facts.len),
         );
     }
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     let sends_body = matches!(status, Status::Ok | Status::PartialContent)
@@ -609,7 +591,7 @@ fn answer_options(
     let mut head = HeadWriter::start(out, Status::NoContent, env.date);
     head.header("Allow", ALLOWED_METHODS);
     let origin = request.origin.map(|origin| origin.of(input));
-    if let Some(cors) = &site.cors
+    if let Some(cors) = &site.config.cors
         && request.is_cors_preflight
         && origin.is_some()
     {
@@ -619,7 +601,7 @@ fn answer_options(
         head.header_number("Access-Control-Max-Age", CORS_MAX_AGE_SECS);
     }
     // No `Content-Length`: a 204 must not send one (RFC 9110 §8.6).
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     Answer {
         status: Status::NoContent,
@@ -666,7 +648,7 @@ fn answer_listing(
         head.header("Content-Security-Policy", listing::CONTENT_SECURITY_POLICY);
         head.header_number("Content-Length", body.len() as u64);
     }
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     if status == Status::Ok && request.method == Method::Get {
@@ -694,7 +676,7 @@ fn answer_own(
     // Stays empty (and unallocated) but for the counters.
     let mut json = Vec::new();
     let (status, content_type, body, record): (_, &[u8], &[u8], _) = match own {
-        OwnAnswer::Health if env.is_draining() => (
+        OwnAnswer::Health if env.draining => (
             Status::ServiceUnavailable,
             b"text/plain",
             DRAINING_BODY,
@@ -710,7 +692,7 @@ fn answer_own(
     head.header("Content-Type", content_type);
     head.header("Cache-Control", b"no-store");
     head.header_number("Content-Length", body.len() as u64);
-    head.connection(env.keep_alive.filter(|_| keep_alive));
+    head.connection(env.announced_keep_alive(keep_alive));
     head.finish();
     let head_len = out.len();
     if !is_head {

@@ -49,7 +49,7 @@ use crate::connection::{Context, Timeouts};
 use crate::drain::ShutdownRequest;
 use crate::listeners;
 use crate::log::{AccessLog, SharedLog};
-use crate::respond::{OwnPaths, Site, SiteOptions};
+use crate::respond::Site;
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
 use crate::trace::Tracer;
@@ -147,24 +147,9 @@ impl Server {
     fn start_with(config: &Config, inherited: listeners::Inherited) -> Result<Server, StartError> {
         let threads = config.threads.max(1);
         let board = Arc::new(StatsBoard::new(threads));
-        let options = SiteOptions {
-            own: OwnPaths {
-                health: config.health_path.clone(),
-                stats: config
-                    .stats_path
-                    .clone()
-                    .map(|path| (path, Arc::clone(&board))),
-            },
-            symlinks: config.symlinks,
-            list_dirs: config.list_dirs,
-            headers: config.headers.clone(),
-            cors: config.cors.clone(),
-            fallback: config.fallback.clone(),
-            precompressed: config.precompressed,
-        };
-        let site = Site::open_with(&config.root, options).map_err(|error| {
-            StartError::new(format!("cannot serve '{}'", config.root.display()), error)
-        })?;
+        let site = Site::open_with(&config.root, config.site.clone(), Arc::clone(&board)).map_err(
+            |error| StartError::new(format!("cannot serve '{}'", config.root.display()), error),
+        )?;
         let site = Arc::new(site);
         let open_files = sys::raise_open_files_limit()
             .map_err(|error| StartError::new("cannot read the open-files limit", error))?;

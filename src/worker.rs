@@ -555,8 +555,8 @@ impl Worker {
                 format_args!("shutdown phase {} -> {next}", self.phase),
             );
             self.phase = next;
-            // From draining on, every response closes its connection and the
-            // health check fails.
+            // The connections' one view of the phase: from draining on,
+            // every response closes its connection and the health check fails.
             self.ctx.draining = next.is_draining();
             if let Phase::Stopping { idle_until, .. } = next {
                 self.stop_accepting();
