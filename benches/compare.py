@@ -70,7 +70,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib.cpu import NOISY_OTHER_CORES, QUIET_OTHER_CORES, wait_for_quiet
+from benchlib.cpu import NOISY_OTHER_CORES, add_noise_arguments, wait_for_quiet
 from benchlib.fixtures import make_fixture_root
 from benchlib.host import MIOSERVE_BIN, REPO_ROOT, cargo_build, ensure_installed, log, tool_version
 from benchlib.load import LoadResult
@@ -115,18 +115,7 @@ def parse_args() -> argparse.Namespace:
         help="raw results file (benches/suite.py owns docs/bench-results.csv)",
     )
     p.add_argument("--no-build", action="store_true", help="skip cargo build --release")
-    p.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=15.0,
-        help=f"max seconds to wait before each run until other processes use < {QUIET_OTHER_CORES} cores (0: don't)",
-    )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help=f"repeat a run up to this many times when other processes used > {NOISY_OTHER_CORES} cores during it",
-    )
+    add_noise_arguments(p, quiet_wait_s=15.0, retries=2)
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs) for inspection")
     args = p.parse_args()
     if args.quick:

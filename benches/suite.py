@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import suite_report
-from benchlib.cpu import NOISY_OTHER_CORES, QUIET_OTHER_CORES, wait_for_quiet
+from benchlib.cpu import NOISY_OTHER_CORES, add_noise_arguments, wait_for_quiet
 from benchlib.downloads import run_downloads
 from benchlib.fixtures import DOWNLOAD_FILE_BYTES, make_fixture_root, make_working_set
 from benchlib.host import CORES, DOCS, cargo_build, ensure_installed, log, raise_open_files_limit, tool_version
@@ -129,18 +129,7 @@ def parse_args() -> argparse.Namespace:
         + ",".join(s.key for s in SCENARIOS),
     )
     p.add_argument("--contenders", default="mioserve-1,mioserve-2,nginx,lighttpd")
-    p.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=10.0,
-        help=f"before each run wait at most this long until other processes use < {QUIET_OTHER_CORES} cores",
-    )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help=f"repeat a run this many times when other processes used > {NOISY_OTHER_CORES} cores during it",
-    )
+    add_noise_arguments(p, quiet_wait_s=10.0, retries=1)
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--out", default=str(DOCS / "bench-results"), help="writes OUT.json and OUT.csv")
     p.add_argument(

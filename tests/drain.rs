@@ -256,13 +256,12 @@ fn a_request_sent_as_the_server_stops_is_answered_or_cleanly_refused_never_reset
     );
 }
 
-/// A download whose head promised keep-alive before `SIGTERM`, read to its end after it:
-/// the same connection must answer the next request (with `Connection: close`), not reset
-/// it. `flags` choose whether the download ends while still accepting or after the stop.
-fn keep_alive_promised_before_the_drain_is_kept(flags: &[&str]) {
-    let fixture = Fixture::new();
+/// Starts `big.bin` on a keep-alive connection (its head promises keep-alive), sends
+/// SIGTERM while the body is still on its way, then reads the whole body: the response
+/// ends after the drain began.
+fn download_across_the_drain(fixture: &Fixture, flags: &[&str]) -> (TestServer, Client) {
     let body = fixture.big();
-    let mut server = TestServer::start(fixture.root(), flags);
+    let server = TestServer::start(fixture.root(), flags);
     let mut c = server.connect();
     c.send(get("/big.bin"));
     let r = c.read_head();
@@ -277,6 +276,15 @@ fn keep_alive_promised_before_the_drain_is_kept(flags: &[&str]) {
         server.stderr()
     );
     assert_eq!(c.read_body_bytes(body.len()), body);
+    (server, c)
+}
+
+/// A download whose head promised keep-alive before `SIGTERM`, read to its end after it:
+/// the same connection must answer the next request (with `Connection: close`), not reset
+/// it. `flags` choose whether the download ends while still accepting or after the stop.
+fn keep_alive_promised_before_the_drain_is_kept(flags: &[&str]) {
+    let fixture = Fixture::new();
+    let (mut server, mut c) = download_across_the_drain(&fixture, flags);
     let r = c.get("/hello.txt");
     assert_hello(&r);
     assert_closes(&r);
@@ -296,20 +304,7 @@ fn a_response_that_promised_keep_alive_and_ends_after_the_stop_answers_the_next_
 #[test]
 fn a_connection_idle_after_a_download_that_ended_after_the_stop_gets_the_idle_grace() {
     let fixture = Fixture::new();
-    let body = fixture.big();
-    let mut server = TestServer::start(fixture.root(), &["--shutdown-timeout", "8"]);
-    let mut c = server.connect();
-    c.send(get("/big.bin"));
-    assert_keeps_alive(&c.read_head());
-    server.signal("TERM");
-    assert!(
-        wait_until(Duration::from_secs(1), || server
-            .stderr()
-            .contains("draining")),
-        "{}",
-        server.stderr()
-    );
-    assert_eq!(c.read_body_bytes(body.len()), body);
+    let (mut server, mut c) = download_across_the_drain(&fixture, &["--shutdown-timeout", "8"]);
     // No next request: the grace (a second) ends in our FIN, long before the keep-alive
     // timeout (10 s) or the shutdown timeout (8 s) would.
     let finished = Instant::now();

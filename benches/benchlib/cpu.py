@@ -9,6 +9,7 @@ run is preceded by a wait until other processes leave the cores alone.
 
 from __future__ import annotations
 
+import argparse
 import resource
 import time
 from dataclasses import dataclass
@@ -116,3 +117,19 @@ def wait_for_quiet(max_wait_s: float) -> float:
         if not announced:
             log(f"other processes use {load:.2f} cores; waiting up to {max_wait_s:.0f} s for quiet")
             announced = True
+
+
+def add_noise_arguments(parser: argparse.ArgumentParser, quiet_wait_s: float, retries: int) -> None:
+    """``--quiet-wait`` and ``--retries``: how a script guards its runs against other processes."""
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=quiet_wait_s,
+        help=f"before each run wait at most this long until other processes use < {QUIET_OTHER_CORES} cores (0: don't)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=retries,
+        help=f"repeat a run up to this many times when other processes used > {NOISY_OTHER_CORES} cores during it",
+    )
