@@ -88,15 +88,8 @@ fn health_turns_503_on_sigterm_while_accepting_for_the_drain_delay() {
         "health checks are counted"
     );
 
-    server.signal("TERM");
     let signalled = Instant::now();
-    assert!(
-        wait_until(Duration::from_secs(1), || server
-            .stderr()
-            .contains("draining")),
-        "{}",
-        server.stderr()
-    );
+    term_and_wait_for_the_drain(&server);
     assert!(
         server
             .stderr()
@@ -267,14 +260,7 @@ fn download_across_the_drain(fixture: &Fixture, flags: &[&str]) -> (TestServer, 
     let r = c.read_head();
     assert_eq!(r.status, 200);
     assert_keeps_alive(&r);
-    server.signal("TERM");
-    assert!(
-        wait_until(Duration::from_secs(1), || server
-            .stderr()
-            .contains("draining")),
-        "{}",
-        server.stderr()
-    );
+    term_and_wait_for_the_drain(&server);
     assert_eq!(c.read_body_bytes(body.len()), body);
     (server, c)
 }
@@ -339,4 +325,16 @@ fn connections_queued_past_the_cap_are_answered_when_accepting_stops_not_reset()
     assert_closes(&r);
     drop(held);
     assert!(server.wait_exit(EXIT_TIMEOUT).success());
+}
+
+/// Sends SIGTERM and waits (at most a second) for the drain's announcement on stderr.
+fn term_and_wait_for_the_drain(server: &TestServer) {
+    server.signal("TERM");
+    assert!(
+        wait_until(Duration::from_secs(1), || server
+            .stderr()
+            .contains("draining")),
+        "{}",
+        server.stderr()
+    );
 }
