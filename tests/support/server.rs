@@ -43,6 +43,9 @@ pub struct TestServer {
     stdout: Receiver<String>,
     /// Everything printed on stderr so far (the start line first), for failure messages.
     stderr: Arc<Mutex<String>>,
+    /// The thread reading stderr: once the child has exited, [`TestServer::wait_exit`]
+    /// waits for it to reach EOF, so `stderr()` holds the last lines (the final counters).
+    stderr_reader: thread::JoinHandle<()>,
     /// Working directory of the child; holds the default access log. Kept so it outlives the
     /// child.
     workdir: TempDir,
@@ -101,7 +104,7 @@ impl TestServer {
             .spawn()
             .expect("spawn mioserve");
         let stdout = line_channel(child.stdout.take().expect("piped stdout"));
-        let (first_stderr_line, stderr) =
+        let (first_stderr_line, stderr, stderr_reader) =
             collect_lines_in_background(child.stderr.take().expect("piped stderr"));
 
         let start_line = match first_stderr_line.recv_timeout(START_TIMEOUT) {
@@ -130,6 +133,7 @@ impl TestServer {
             log_path: None,
             stdout,
             stderr,
+            stderr_reader,
             workdir,
             exited: None,
         };
@@ -179,6 +183,9 @@ impl TestServer {
         match wait_timeout(&mut self.child, limit) {
             Some(status) => {
                 self.exited = Some(status);
+                // The pipe reaches EOF with the process; give the reader a moment to
+                // take what was printed last.
+                wait_until(Duration::from_secs(1), || self.stderr_reader.is_finished());
                 status
             }
             None => {
@@ -366,15 +373,15 @@ fn line_channel(pipe: impl Read + Send + 'static) -> Receiver<String> {
 
 /// Appends every line read from `pipe` to a shared string, from a background thread, and
 /// sends the first one the server printed (`mioserve: ...`, without its newline) on the
-/// returned channel.
+/// returned channel; returns the reading thread too.
 fn collect_lines_in_background(
     pipe: impl Read + Send + 'static,
-) -> (Receiver<String>, Arc<Mutex<String>>) {
+) -> (Receiver<String>, Arc<Mutex<String>>, thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let mut first_line = Some(tx);
     let text = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&text);
-    thread::spawn(move || {
+    let reader = thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut line = Vec::new();
         loop {
@@ -395,7 +402,7 @@ fn collect_lines_in_background(
             }
         }
     });
-    (rx, text)
+    (rx, text, reader)
 }
 
 /// Appends everything read from `pipe` to a shared string, from a background thread.
