@@ -2,7 +2,7 @@
  * The ceiling: the cheapest HTTP server possible, to measure how many
  * requests per second the load generator itself can make on this machine.
  *
- *     gcc -O2 -o ceiling benches/ceiling.c && ./ceiling PORT BODY_BYTES
+ *     gcc -O2 -o ceiling benches/ceiling.c && ./ceiling PORT BODY_BYTES [MODE]
  *
  * One thread, one epoll loop (level-triggered), 127.0.0.1 only. It does not
  * parse, open files, log, or keep time: for every "\r\n\r\n" it reads it
@@ -11,6 +11,14 @@
  * Whatever req/s wrk reaches against it, no real server can beat by much:
  * the rest of the machine's time goes to wrk and the kernel. Used by
  * benches/ceiling.py; not a server to use for anything else.
+ *
+ * MODE picks how the body leaves and what happens after:
+ *   send      (default) head and body from memory in one write;
+ *   sendfile  the head with send(MSG_MORE), then sendfile(2) of the body
+ *             from a file kept open (written once at start, so it sits in
+ *             the page cache): the kernel's cost of zero-copy bodies;
+ *   close     as send, then close the connection (one request per
+ *             connection: the kernel's cost of accept and close).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,21 +48,28 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s PORT BODY_BYTES\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s PORT BODY_BYTES [send|sendfile|close]\n", argv[0]);
         return 2;
     }
     signal(SIGTERM, stop);
     int port = atoi(argv[1]);
     size_t body_bytes = strtoul(argv[2], NULL, 10);
+    const char *mode = argc == 4 ? argv[3] : "send";
+    int use_sendfile = strcmp(mode, "sendfile") == 0;
+    int close_after = strcmp(mode, "close") == 0;
+    if (!use_sendfile && !close_after && strcmp(mode, "send") != 0) {
+        fprintf(stderr, "%s: unknown mode %s\n", argv[0], mode);
+        return 2;
+    }
 
     /* The canned response, repeated MAX_BATCH times for pipelined batches. */
     char head[256];
     int head_len = body_bytes
         ? snprintf(head, sizeof head,
                    "HTTP/1.1 200 OK\r\nServer: ceiling\r\nDate: Sat, 28 Nov 2026 19:00:00 GMT\r\n"
-                   "Content-Type: text/html\r\nContent-Length: %zu\r\nConnection: keep-alive\r\n\r\n",
-                   body_bytes)
+                   "Content-Type: text/html\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+                   body_bytes, close_after ? "close" : "keep-alive")
         : snprintf(head, sizeof head,
                    "HTTP/1.1 304 Not Modified\r\nServer: ceiling\r\nDate: Sat, 28 Nov 2026 19:00:00 GMT\r\n"
                    "ETag: \"18ec4b3f90e64fd9-400\"\r\nConnection: keep-alive\r\nKeep-Alive: timeout=10\r\n\r\n");
@@ -64,6 +80,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MAX_BATCH; i++) {
         memcpy(batch + i * one_len, head, (size_t)head_len);
         memset(batch + i * one_len + head_len, 'x', body_bytes);
+    }
+
+    /* sendfile mode: the body in a file, written once and kept open. */
+    int body_file = -1;
+    if (use_sendfile) {
+        FILE *file = tmpfile();
+        if (!file || fwrite(batch + head_len, 1, body_bytes, file) != body_bytes || fflush(file) != 0)
+            die("tmpfile");
+        body_file = fileno(file);
     }
 
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -106,11 +131,19 @@ int main(int argc, char **argv) {
                 requests += buffer[j] == '\n' && buffer[j - 1] == '\r' && buffer[j - 2] == '\n' &&
                             buffer[j - 3] == '\r';
             }
+            if (use_sendfile) {
+                for (; requests > 0; requests--) {
+                    off_t offset = 0;
+                    if (send(fd, head, (size_t)head_len, MSG_MORE) < 0) break;
+                    if (sendfile(fd, body_file, &offset, body_bytes) < 0) break;
+                }
+            }
             while (requests > 0) {
                 int now = requests < MAX_BATCH ? requests : MAX_BATCH;
                 if (write(fd, batch, one_len * (size_t)now) < 0) break;
                 requests -= now;
             }
+            if (close_after) close(fd);
         }
     }
 }
