@@ -74,8 +74,8 @@
 //! While there is room, every small file that is opened is cached. Once the
 //! cache is full, TinyLFU decides: every request is counted in a small
 //! count-min sketch of 4-bit counters (`FrequencySketch`, halved every
-//! [`SKETCH_SAMPLE`] requests), and a missed file gets in only if it was
-//! asked for at least [`MIN_ADMISSION_FREQUENCY`] times recently *and* more
+//! `SKETCH_SAMPLE` requests), and a missed file gets in only if it was
+//! asked for at least `MIN_ADMISSION_FREQUENCY` times recently *and* more
 //! often than the entry it would evict. Anything else is answered from disk,
 //! with `sendfile`, and leaves the cache as it was. Without such a rule a
 //! working set larger than the cache (a uniform load over 100,000 files,
