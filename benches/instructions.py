@@ -3,7 +3,8 @@
 
     python3 benches/instructions.py                     # 200 and 304 of a 1 KiB file
     python3 benches/instructions.py --annotate          # and where they go, by function
-    python3 benches/instructions.py --working-set 2000  # cache misses, with system calls
+    python3 benches/instructions.py --working-set 100000  # cache misses, with system calls
+    python3 benches/instructions.py --working-set 2000 --order cycle
 
 Why instructions: on a shared 2-core machine req/s moves by ±20 % from run
 to run, so a 5 % gain in the request path cannot be seen in a load test.
@@ -18,12 +19,18 @@ both, so (instructions(MANY) - instructions(FEW)) / (MANY - FEW) is the cost
 of one steady-state request: reading it, parsing, answering, the access-log
 line, and the loop around them.
 
-With ``--working-set N`` the client asks for N distinct 1 KiB files in
-turn, over and over: with N larger than the file cache (512 entries), the
-misses the cache cannot avoid. The first two rounds over the set are in both
-runs (FEW = 2N, MANY = 2N + 2,000), so the difference is the steady state.
-That mode also counts system calls per request the same way, with
-``strace -c -f`` (without valgrind), by name.
+With ``--working-set N`` the client asks for N distinct files shaped like
+the suite's working set (4 KiB each, ``/ws/DDD/NNNNN.bin``, file i in
+directory i mod 1,000: ``benchlib.fixtures.working_set_url``): with N larger
+than the file cache (512 entries), the misses the cache cannot avoid.
+``--order uniform`` (the default) draws each request uniformly from a seeded
+random sequence, as ``benches/working_set.lua uniform`` does; FEW = 1,000
+requests fill the cache and reach the steady state. ``--order cycle`` asks
+for the files in turn, over and over; the first two rounds are in both runs
+(FEW = 2N). Either way MANY = FEW + 2,000 and both runs send the same first
+FEW requests, so the difference is the steady state. That mode also counts
+system calls per request the same way, with ``strace -c -f`` (without
+valgrind), by name.
 
 Installs valgrind and strace with apt when missing. Runs against 127.0.0.1 only and
 stops the server itself (SIGTERM) after each run.
@@ -40,7 +47,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib.fixtures import make_fixture_root
+import random
+
+from benchlib.fixtures import WORKING_SET_FILE_BYTES, make_fixture_root, working_set_url
 from benchlib.host import HOST, REPO_ROOT, ensure_installed, free_port
 
 TARGET_DIR = Path(tempfile.gettempdir()) / "mioserve-callgrind-target"
@@ -98,18 +107,32 @@ def connect(port: int, server: subprocess.Popen) -> socket.socket:
             time.sleep(0.1)
 
 
-# The working-set files: small enough to be cached, one more than fits.
-WORKING_SET_FILE_BYTES = 1024
+# Requests that fill the cache before a uniform working-set run is counted.
+UNIFORM_WARM_UP = 1000
+# The seed of the uniform order, the suite's (benchlib/scenarios.py).
+UNIFORM_SEED = 20240605
 
 
 def working_set_template(index: int) -> str:
-    return f"GET /ws/{index:05d}.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    return f"GET {working_set_url(index)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 def make_working_set(root: Path, files: int) -> None:
-    (root / "ws").mkdir()
+    """The first `files` files of the suite's working set (same paths and
+    size; the bytes do not matter here)."""
     for index in range(files):
-        (root / "ws" / f"{index:05d}.txt").write_bytes(bytes([97 + index % 26]) * WORKING_SET_FILE_BYTES)
+        path = root / working_set_url(index).lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes([97 + index % 26]) * WORKING_SET_FILE_BYTES)
+
+
+def working_set_requests(files: int, order: str, requests: int) -> list[str]:
+    """The first `requests` requests over `files` working-set files, in
+    `order`: the same prefix whatever `requests` is."""
+    if order == "cycle":
+        return [working_set_template(i % files) for i in range(requests)]
+    rng = random.Random(UNIFORM_SEED)
+    return [working_set_template(rng.randrange(files)) for _ in range(requests)]
 
 
 def count(binary: Path, root: Path, templates: list[str], requests: int, out_dir: Path) -> int:
@@ -178,7 +201,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotate", action="store_true", help="also print the top functions of the MANY run")
     parser.add_argument(
-        "--working-set", type=int, metavar="N", help="cycle over N distinct 1 KiB files instead (cache misses)"
+        "--working-set", type=int, metavar="N", help="ask for N distinct 4 KiB files instead (cache misses)"
+    )
+    parser.add_argument(
+        "--order",
+        choices=["uniform", "cycle"],
+        default="uniform",
+        help="with --working-set: seeded uniform random draws, or the files in turn",
     )
     args = parser.parse_args()
     ensure_installed({"valgrind": "valgrind", "callgrind_annotate": "valgrind", "strace": "strace"})
@@ -189,22 +218,23 @@ def main() -> None:
         make_fixture_root(root)
         if args.working_set:
             make_working_set(root, args.working_set)
-            cases = {f"miss ({args.working_set} files)": [working_set_template(i) for i in range(args.working_set)]}
-            few_requests = 2 * args.working_set
+            few_requests = UNIFORM_WARM_UP if args.order == "uniform" else 2 * args.working_set
+            many_requests = few_requests + MANY - FEW
+            case = f"miss ({args.working_set} files, {args.order})"
+            runs = {case: [working_set_requests(args.working_set, args.order, n) for n in (few_requests, many_requests)]}
         else:
-            cases = {case: [template] for case, template in CASES.items()}
-            few_requests = FEW
-        many_requests = few_requests + MANY - FEW
-        for case, templates in cases.items():
-            few = count(binary, root, templates, few_requests, tmp)
-            many = count(binary, root, templates, many_requests, tmp)
+            few_requests, many_requests = FEW, MANY
+            runs = {case: [[template], [template]] for case, template in CASES.items()}
+        for case, (few_templates, many_templates) in runs.items():
+            few = count(binary, root, few_templates, few_requests, tmp)
+            many = count(binary, root, many_templates, many_requests, tmp)
             print(
                 f"{case}: {(many - few) / (MANY - FEW):,.0f} instructions per request "
                 f"(({many:,} - {few:,}) / {MANY - FEW:,})"
             )
             if args.working_set:
-                few_calls = count_syscalls(binary, root, templates, few_requests, tmp)
-                many_calls = count_syscalls(binary, root, templates, many_requests, tmp)
+                few_calls = count_syscalls(binary, root, few_templates, few_requests, tmp)
+                many_calls = count_syscalls(binary, root, many_templates, many_requests, tmp)
                 per_request = {
                     name: (many_calls.get(name, 0) - few_calls.get(name, 0)) / (MANY - FEW)
                     for name in many_calls.keys() | few_calls.keys()

@@ -72,17 +72,21 @@
 //! linear scan: it happens only on a miss, and the table is small).
 //!
 //! While there is room, every small file that is opened is cached. Once the
-//! cache is full, a file gets in only on its *second* miss within a window
-//! of recent misses (TinyLFU's "doorkeeper", `Doorkeeper`); a file missed
-//! once is answered from disk, with `sendfile`, and leaves the cache as it
-//! was. Without this rule, a working set larger than the cache (say 1,000
-//! files requested in turn) evicts an entry on every request and hits
-//! never: each miss paid for watching, reading and copying a file that is
-//! evicted again before its next request, and for unwatching the one it
-//! evicted (8 system calls per request where a plain `sendfile` takes 6),
-//! plus the scan for the eviction. The window is counted in misses, not in
-//! time or requests: while the cache serves most requests, misses are rare
-//! and a file asked for again soon gets in at its second request.
+//! cache is full, TinyLFU decides: every request is counted in a small
+//! count-min sketch of 4-bit counters (`FrequencySketch`, halved every
+//! `SKETCH_SAMPLE` requests), and a missed file gets in only if it was
+//! asked for at least `MIN_ADMISSION_FREQUENCY` times recently *and* more
+//! often than the entry it would evict. Anything else is answered from disk,
+//! with `sendfile`, and leaves the cache as it was. Without such a rule a
+//! working set larger than the cache (a uniform load over 100,000 files,
+//! say) evicts an entry on nearly every miss: each paid for watching,
+//! reading and copying a file that is evicted again before its next request,
+//! and for unwatching the one it evicted (`inotify_add_watch`, `read`,
+//! `inotify_rm_watch` and the kernel's `IN_IGNORED` to read), plus a scan of
+//! the table. Under that load almost every file is asked for once per
+//! sample, so almost none gets past the first test, which costs a hash and
+//! four counters; under a skewed (Zipf) load the popular files keep their
+//! entries, since a file asked for now and then cannot displace them.
 //!
 //! ## Hashing the key
 //! Every request hashes its key (a hit looks it up twice: once to check
@@ -126,16 +130,29 @@ pub const CACHE_VALIDITY: Duration = Duration::from_secs(1);
 const WATCHED_CHANGES: u32 =
     libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVE_SELF | libc::IN_DELETE_SELF;
 
-/// How many distinct missed files one generation of the [`Doorkeeper`]
-/// notes before it starts the next: a file is admitted into a full cache if
-/// it missed before within the last one or two generations (between this
-/// many and twice this many misses ago).
-const ADMISSION_WINDOW_MISSES: usize = MAX_CACHED_FILES / 2;
+/// Requests the [`FrequencySketch`] counts before it halves every count
+/// (TinyLFU's sample): ten times the entries, so that a file asked for once
+/// per 512 requests or more often is seen at least twice per sample.
+const SKETCH_SAMPLE: usize = 10 * MAX_CACHED_FILES;
 
-/// Bits in each generation of the [`Doorkeeper`]: with
-/// [`ADMISSION_WINDOW_MISSES`] keys noted, about one lookup in 16 of a key
-/// never seen finds its bit set anyway, and admits that file a miss early.
-const DOORKEEPER_BITS: usize = 4096;
+/// Rows of the [`FrequencySketch`]: a key's estimate is too high only if
+/// other keys share its counter in every row.
+const SKETCH_ROWS: usize = 4;
+
+/// Counters in each row of the [`FrequencySketch`] (a power of two). With
+/// [`SKETCH_SAMPLE`] requests of distinct keys recorded, at most a third of
+/// a row's counters are taken, so a key never asked for shares a counter in
+/// all four rows about once in 100 times (32 KiB per worker).
+const SKETCH_WIDTH: usize = 16 * 1024;
+
+/// Bits of a key's hash that index each row of the [`FrequencySketch`]
+/// (14 for [`SKETCH_WIDTH`], spaced out across the 64).
+const SKETCH_HASH_BITS_PER_ROW: usize = 16;
+
+/// How many recent requests (in the [`FrequencySketch`]) a file needs to
+/// enter a full cache: one more than a file asked for once, which under a
+/// uniform load over a large tree is nearly every file.
+const MIN_ADMISSION_FREQUENCY: u64 = 2;
 
 /// Size of the fixed part of `struct inotify_event`: `wd`, `mask`, `cookie`,
 /// `len`, each four bytes; `len` bytes of name follow.
@@ -305,45 +322,78 @@ enum Found {
     NotAFile(Served<'static>),
 }
 
-/// Which files missed recently, as bits of their keys' hashes, in two
-/// generations: the one being filled and the one before it. A fixed-size
-/// bit set, so noting a miss allocates nothing and costs a few instructions.
+/// How often each key was asked for recently, estimated (TinyLFU's
+/// count-min sketch): [`SKETCH_ROWS`] rows of [`SKETCH_WIDTH`] 4-bit
+/// counters, each row indexed by its own bits of the key's hash. Recording a
+/// key increments its counter in every row; the estimate is the smallest of
+/// them, so a key is overcounted only if other keys collide with it in every
+/// row. Every [`SKETCH_SAMPLE`] requests all counters are halved, so the
+/// counts describe the recent past. A fixed-size array: recording allocates
+/// nothing and costs a few dozen instructions.
 #[derive(Debug)]
-struct Doorkeeper {
-    /// The generation being filled.
-    current: [u64; DOORKEEPER_BITS / 64],
-    /// The generation before: still counts as recent.
-    previous: [u64; DOORKEEPER_BITS / 64],
-    /// How many keys `current` has noted, up to [`ADMISSION_WINDOW_MISSES`].
-    noted: usize,
+struct FrequencySketch {
+    /// The counters, row after row, 16 to a word.
+    counters: [u64; SKETCH_WORDS],
+    /// Requests recorded since the counters were last halved.
+    recorded: usize,
 }
 
-impl Doorkeeper {
-    const fn new() -> Doorkeeper {
-        Doorkeeper {
-            current: [0; DOORKEEPER_BITS / 64],
-            previous: [0; DOORKEEPER_BITS / 64],
-            noted: 0,
+/// Words in the [`FrequencySketch`]'s counter array.
+const SKETCH_WORDS: usize = SKETCH_ROWS * SKETCH_WIDTH / COUNTERS_PER_WORD;
+
+/// 4-bit counters in one `u64`.
+const COUNTERS_PER_WORD: usize = 16;
+
+/// The largest count a 4-bit counter holds.
+const COUNTER_MAX: u64 = 15;
+
+impl FrequencySketch {
+    const fn new() -> FrequencySketch {
+        FrequencySketch {
+            counters: [0; SKETCH_WORDS],
+            recorded: 0,
         }
     }
 
-    /// Whether the key hashed to `hash` missed before within the window; if
-    /// not, notes this miss (and starts a new generation when this one is
-    /// full).
-    fn has_seen(&mut self, hash: u64) -> bool {
-        let bit = hash as usize % DOORKEEPER_BITS;
-        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
-        if (self.current[word] | self.previous[word]) & mask != 0 {
-            return true;
+    /// Where the counter of `hash` in `row` is: its word and bit offset.
+    fn counter(hash: u64, row: usize) -> (usize, u32) {
+        let column = (hash >> (row * SKETCH_HASH_BITS_PER_ROW)) as usize % SKETCH_WIDTH;
+        let index = row * SKETCH_WIDTH + column;
+        (
+            index / COUNTERS_PER_WORD,
+            (index % COUNTERS_PER_WORD) as u32 * 4,
+        )
+    }
+
+    /// Counts one request for the key hashed to `hash`.
+    fn record(&mut self, hash: u64) {
+        for row in 0..SKETCH_ROWS {
+            let (word, shift) = FrequencySketch::counter(hash, row);
+            if (self.counters[word] >> shift) & COUNTER_MAX < COUNTER_MAX {
+                self.counters[word] += 1 << shift;
+            }
         }
-        self.current[word] |= mask;
-        self.noted += 1;
-        if self.noted == ADMISSION_WINDOW_MISSES {
-            self.previous = self.current;
-            self.current = [0; DOORKEEPER_BITS / 64];
-            self.noted = 0;
+        self.recorded += 1;
+        if self.recorded == SKETCH_SAMPLE {
+            // Halve every counter at once: shift each word right, and clear
+            // the bit each counter received from its neighbour.
+            for word in &mut self.counters {
+                *word = (*word >> 1) & 0x7777_7777_7777_7777;
+            }
+            self.recorded = SKETCH_SAMPLE / 2;
         }
-        false
+    }
+
+    /// How many recent requests the key hashed to `hash` had (never fewer
+    /// than it really had, up to [`COUNTER_MAX`]).
+    fn estimate(&self, hash: u64) -> u64 {
+        (0..SKETCH_ROWS)
+            .map(|row| {
+                let (word, shift) = FrequencySketch::counter(hash, row);
+                (self.counters[word] >> shift) & COUNTER_MAX
+            })
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -368,8 +418,9 @@ pub struct FileCache {
     /// The access log's file, answered as not found whatever name leads to
     /// it; `None` when there is no log file to hide.
     hidden: Option<Inode>,
-    /// The files that missed recently: which may enter a full cache.
-    doorkeeper: Doorkeeper,
+    /// How often each key was asked for recently: which file may enter a
+    /// full cache, and in place of which entry.
+    frequencies: FrequencySketch,
 }
 
 impl Default for FileCache {
@@ -400,7 +451,7 @@ impl FileCache {
             key: Vec::new(),
             watcher: sys::inotify_init().ok(),
             hidden: None,
-            doorkeeper: Doorkeeper::new(),
+            frequencies: FrequencySketch::new(),
         }
     }
 
@@ -587,6 +638,8 @@ impl FileCache {
         now: Instant,
         open: impl FnOnce(&FileCache) -> Result<(StaticFile, FileFacts, Sidecars), Served<'static>>,
     ) -> Found {
+        let hash = self.entries.hasher().hash_one(&self.key[..]);
+        self.frequencies.record(hash);
         let stale = match self.freshness(now) {
             Freshness::Fresh => return Found::Cached,
             Freshness::Stale(identity) => Some(identity),
@@ -601,7 +654,7 @@ impl FileCache {
             return Found::Cached;
         }
         if file.len <= MAX_CACHED_FILE_BYTES
-            && self.admits(file.len, stale.is_some())
+            && self.admits(file.len, stale.is_some(), hash)
             && self.insert(&file, facts, sidecars, now).is_ok()
         {
             return Found::Cached;
@@ -614,16 +667,27 @@ impl FileCache {
         }
     }
 
-    /// Whether a file of `len` bytes just opened under the current key may be
-    /// cached: a new version of a cached file (`replaces`) always, any other
-    /// file while there is room, and in a full cache only a file that missed
-    /// before within the window (see "Bounds, and which files get in").
-    fn admits(&mut self, len: u64, replaces: bool) -> bool {
+    /// Whether a file of `len` bytes just opened under the current key (whose
+    /// hash is `hash`) may be cached: a new version of a cached file
+    /// (`replaces`) always, any other file while there is room, and in a full
+    /// cache only a file asked for more often recently than the entry it
+    /// would evict (see "Bounds, and which files get in").
+    fn admits(&self, len: u64, replaces: bool, hash: u64) -> bool {
         if replaces || self.has_room_for(len as usize) {
             return true;
         }
-        let hash = self.entries.hasher().hash_one(&self.key[..]);
-        self.doorkeeper.has_seen(hash)
+        let frequency = self.frequencies.estimate(hash);
+        if frequency < MIN_ADMISSION_FREQUENCY {
+            // Most misses of a uniform load end here, before the scan for
+            // the victim.
+            return false;
+        }
+        self.least_recently_used().is_none_or(|victim| {
+            frequency
+                > self
+                    .frequencies
+                    .estimate(self.entries.hasher().hash_one(victim))
+        })
     }
 
     /// Whether `len` more bytes fit without evicting anything.
@@ -763,12 +827,17 @@ impl FileCache {
         Ok(())
     }
 
-    fn evict_least_recently_used(&mut self) {
-        let oldest = self
-            .entries
+    /// The key of the entry used longest ago: the next to be evicted. A
+    /// linear scan, made only when a file is about to enter a full cache.
+    fn least_recently_used(&self) -> Option<&[u8]> {
+        self.entries
             .iter()
             .min_by_key(|(_, entry)| entry.last_used)
-            .map(|(key, _)| key.clone());
+            .map(|(key, _)| &key[..])
+    }
+
+    fn evict_least_recently_used(&mut self) {
+        let oldest = self.least_recently_used().map(Box::<[u8]>::from);
         if let Some(entry) = oldest.and_then(|key| self.entries.remove(&key)) {
             self.content_bytes -= entry.body.len();
             self.release_watch(entry.watch);
@@ -1039,20 +1108,64 @@ mod tests {
     }
 
     #[test]
-    fn the_doorkeeper_forgets_a_miss_after_two_generations() {
-        let mut doorkeeper = Doorkeeper::new();
-        assert!(!doorkeeper.has_seen(7), "first miss");
-        assert!(doorkeeper.has_seen(7), "second miss");
-        // Misses of other keys (each its own bit) fill this generation, then
-        // the next: the first miss of key 7 is then out of the window.
-        let others = (8..).take(2 * ADMISSION_WINDOW_MISSES);
-        for (noted, other) in others.enumerate() {
-            assert!(!doorkeeper.has_seen(other), "miss {noted} of a new key");
-            if noted + 1 == ADMISSION_WINDOW_MISSES {
-                assert!(doorkeeper.has_seen(7), "one generation ago still counts");
+    fn the_sketch_counts_requests_and_halves_them_each_sample() {
+        let mut sketch = FrequencySketch::new();
+        assert_eq!(sketch.estimate(7), 0);
+        for _ in 0..3 {
+            sketch.record(7);
+        }
+        assert_eq!(sketch.estimate(7), 3);
+        for _ in 0..20 {
+            sketch.record(9);
+        }
+        assert_eq!(sketch.estimate(9), COUNTER_MAX, "saturates, never wraps");
+        assert_eq!(sketch.estimate(7), 3, "another key's counters are its own");
+        // Distinct keys (each its own counters) fill the sample: every count
+        // is halved.
+        let others = (1u64..).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for other in others.take(SKETCH_SAMPLE - 23) {
+            sketch.record(other);
+        }
+        assert_eq!(sketch.estimate(7), 1);
+        assert_eq!(sketch.estimate(9), COUNTER_MAX / 2);
+    }
+
+    #[test]
+    fn a_frequent_entry_is_not_displaced_by_files_asked_for_less_often() {
+        let now = Instant::now();
+        let names: Vec<String> = (0..MAX_CACHED_FILES + 100)
+            .map(|i| format!("f{i}"))
+            .collect();
+        let files: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(|name| (name.as_str(), &b"x"[..]))
+            .collect();
+        let (_dir, root) = site(&files);
+        let (cached_names, newcomers) = names.split_at(MAX_CACHED_FILES);
+        let mut cache = FileCache::default();
+        // f0 is asked for often, then the cache fills up: f0 is the least
+        // recently used entry, the next to be evicted.
+        for _ in 0..5 {
+            cached(serve(&mut cache, &root, &cached_names[0], now));
+        }
+        for name in &cached_names[1..] {
+            cached(serve(&mut cache, &root, name, now));
+        }
+        // A stream of files asked for once (a uniform load over a large
+        // tree) never gets in; asked for twice, still less often than f0.
+        for name in newcomers {
+            for _ in 0..2 {
+                match serve(&mut cache, &root, name, now) {
+                    Served::File(FileBody::Disk { .. }) => {}
+                    other => panic!("{name}: expected a file from disk, got {other:?}"),
+                }
             }
         }
-        assert!(!doorkeeper.has_seen(7), "forgotten after two generations");
+        assert_eq!(
+            freshness(&mut cache, b"f0", PathForm::File, now),
+            Freshness::Fresh
+        );
+        assert_eq!(cache.len(), MAX_CACHED_FILES);
     }
 
     #[test]
