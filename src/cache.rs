@@ -67,23 +67,42 @@
 //! the log it writes to, at start and after every switch to a reopened log.
 //!
 //! ## Bounds, and which files get in
-//! At most [`MAX_CACHED_FILES`] entries and [`MAX_CACHED_BYTES`] of content per
-//! worker. When full, the least recently used entry is evicted (found by a
-//! linear scan: it happens only on a miss, and the table is small).
+//! At most [`MAX_CACHED_BYTES`] of content per worker, and at most
+//! [`MAX_CACHED_FILES`] entries: enough for that many bytes of 4 KiB files,
+//! so the byte budget binds for all but the smallest files. Each entry holds
+//! an inotify watch (one per file and worker); where `max_user_watches` is
+//! low (8,192 on older kernels), a watch that cannot be added leaves its
+//! file uncached, answered from disk, never cached unwatched.
+//!
+//! When full, the cache evicts with CLOCK (second chance), an approximation
+//! of least-recently-used that costs O(1) however many entries there are.
+//! The entries' keys sit in a ring in insertion order; a hit sets the
+//! entry's `referenced` mark (one store, where true LRU order would move the
+//! entry in a list). To evict, the hand at the front of the ring looks at
+//! the oldest entry: a marked one loses its mark and goes to the back, the
+//! first unmarked one is evicted. Each mark is set by a hit and cleared once,
+//! so the hand's work is amortised O(1) per request, where finding the least
+//! recently used entry by a scan was O(entries) per eviction. An entry
+//! dropped by invalidation leaves a stale slot in the ring (told by its
+//! insertion number), which the hand drops when it gets there; should
+//! stale slots pile up, they are swept out all at once (`MAX_RING_SLOTS`).
+//! CLOCK rather than an exact LRU list: a linked list through the hash table
+//! would need a node per entry and two pointer updates per hit; CLOCK's
+//! mark is a single store on the hit path, and its choice differs from LRU
+//! only among entries not hit since the hand last passed.
 //!
 //! While there is room, every small file that is opened is cached. Once the
 //! cache is full, TinyLFU decides: every request is counted in a small
 //! count-min sketch of 4-bit counters (`FrequencySketch`, halved every
 //! `SKETCH_SAMPLE` requests), and a missed file gets in only if it was
 //! asked for at least `MIN_ADMISSION_FREQUENCY` times recently *and* more
-//! often than the entry it would evict. Anything else is answered from disk,
+//! often than the entry it would evict (the hand's candidate). Anything else is answered from disk,
 //! with `sendfile`, and leaves the cache as it was. Without such a rule a
 //! working set larger than the cache (a uniform load over 100,000 files,
 //! say) evicts an entry on nearly every miss: each paid for watching,
 //! reading and copying a file that is evicted again before its next request,
 //! and for unwatching the one it evicted (`inotify_add_watch`, `read`,
-//! `inotify_rm_watch` and the kernel's `IN_IGNORED` to read), plus a scan of
-//! the table. Under that load almost every file is asked for once per
+//! `inotify_rm_watch` and the kernel's `IN_IGNORED` to read). Under that load almost every file is asked for once per
 //! sample, so almost none gets past the first test, which costs a hash and
 //! four counters; under a skewed (Zipf) load the popular files keep their
 //! entries, since a file asked for now and then cannot displace them.
@@ -98,7 +117,7 @@
 //! of files that exist get *into* the table, at most [`MAX_CACHED_FILES`] of
 //! them, so no request can make a chain of colliding entries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::BuildHasher as _;
 use std::io::{self, Read};
@@ -114,8 +133,11 @@ use crate::sys;
 /// Largest file kept in memory.
 pub const MAX_CACHED_FILE_BYTES: u64 = 64 * 1024;
 
-/// Most entries in one worker's cache.
-pub const MAX_CACHED_FILES: usize = 512;
+/// Most entries in one worker's cache: enough for [`MAX_CACHED_BYTES`] of
+/// 4 KiB files, so that the byte budget, not the count, bounds a cache of
+/// small files. Each entry holds an inotify watch (see "Bounds, and which
+/// files get in").
+pub const MAX_CACHED_FILES: usize = 8 * 1024;
 
 /// Most content bytes in one worker's cache.
 pub const MAX_CACHED_BYTES: usize = 32 * 1024 * 1024;
@@ -132,27 +154,39 @@ const WATCHED_CHANGES: u32 =
 
 /// Requests the [`FrequencySketch`] counts before it halves every count
 /// (TinyLFU's sample): ten times the entries, so that a file asked for once
-/// per 512 requests or more often is seen at least twice per sample.
+/// per [`MAX_CACHED_FILES`] requests or more often is seen at least twice
+/// per sample.
 const SKETCH_SAMPLE: usize = 10 * MAX_CACHED_FILES;
 
 /// Rows of the [`FrequencySketch`]: a key's estimate is too high only if
 /// other keys share its counter in every row.
 const SKETCH_ROWS: usize = 4;
 
-/// Counters in each row of the [`FrequencySketch`] (a power of two). With
-/// [`SKETCH_SAMPLE`] requests of distinct keys recorded, at most a third of
-/// a row's counters are taken, so a key never asked for shares a counter in
-/// all four rows about once in 100 times (32 KiB per worker).
-const SKETCH_WIDTH: usize = 16 * 1024;
+/// Counters in each row of the [`FrequencySketch`]: the power of two at
+/// least three times [`SKETCH_SAMPLE`]. With that many requests of distinct
+/// keys recorded, at most a third of a row's counters are taken, so a key
+/// never asked for shares a counter in all four rows about once in 100 times
+/// (256 Ki counters a row: 512 KiB per worker).
+const SKETCH_WIDTH: usize = (3 * SKETCH_SAMPLE).next_power_of_two();
 
-/// Bits of a key's hash that index each row of the [`FrequencySketch`]
-/// (14 for [`SKETCH_WIDTH`], spaced out across the 64).
-const SKETCH_HASH_BITS_PER_ROW: usize = 16;
+/// Odd multipliers, one per row of the [`FrequencySketch`]: a row's column
+/// is the top bits of the key's hash times its multiplier (multiply-shift
+/// hashing), so the rows index independently, however wide they are.
+const SKETCH_ROW_MULTIPLIERS: [u64; SKETCH_ROWS] = [
+    0x9E37_79B9_7F4A_7C15,
+    0xC2B2_AE3D_27D4_EB4F,
+    0x1656_67B1_9E37_79F9,
+    0xD6E8_FEB8_6659_FD93,
+];
 
 /// How many recent requests (in the [`FrequencySketch`]) a file needs to
 /// enter a full cache: one more than a file asked for once, which under a
 /// uniform load over a large tree is nearly every file.
 const MIN_ADMISSION_FREQUENCY: u64 = 2;
+
+/// Slots the eviction ring may hold before its stale ones are dropped: at
+/// most half of them are live.
+const MAX_RING_SLOTS: usize = 2 * MAX_CACHED_FILES;
 
 /// Size of the fixed part of `struct inotify_event`: `wd`, `mask`, `cookie`,
 /// `len`, each four bytes; `len` bytes of name follow.
@@ -244,8 +278,13 @@ pub struct CachedFile {
     identity: FileIdentity,
     /// When the file was last opened and found to be this version.
     checked_at: Instant,
-    /// [`FileCache::uses`] when the entry was last served, for eviction.
-    last_used: u64,
+    /// Set by every hit, cleared when the eviction hand passes the entry:
+    /// its second chance (see "Bounds, and which files get in").
+    referenced: bool,
+    /// Which insertion made the entry ([`FileCache::insertions`]), to tell
+    /// its slot in the eviction ring from a stale one, left by an earlier
+    /// entry under the same key.
+    inserted: u64,
     /// The inotify watch on the file (shared by entries of the same file).
     watch: Option<i32>,
 }
@@ -324,16 +363,18 @@ enum Found {
 
 /// How often each key was asked for recently, estimated (TinyLFU's
 /// count-min sketch): [`SKETCH_ROWS`] rows of [`SKETCH_WIDTH`] 4-bit
-/// counters, each row indexed by its own bits of the key's hash. Recording a
+/// counters, each row indexed by its own mix of the key's hash
+/// ([`SKETCH_ROW_MULTIPLIERS`]). Recording a
 /// key increments its counter in every row; the estimate is the smallest of
 /// them, so a key is overcounted only if other keys collide with it in every
 /// row. Every [`SKETCH_SAMPLE`] requests all counters are halved, so the
-/// counts describe the recent past. A fixed-size array: recording allocates
-/// nothing and costs a few dozen instructions.
+/// counts describe the recent past. An array allocated once: recording
+/// allocates nothing and costs a few dozen instructions.
 #[derive(Debug)]
 struct FrequencySketch {
-    /// The counters, row after row, 16 to a word.
-    counters: [u64; SKETCH_WORDS],
+    /// The counters, row after row, 16 to a word; on the heap, being too
+    /// large for a thread's stack.
+    counters: Box<[u64]>,
     /// Requests recorded since the counters were last halved.
     recorded: usize,
 }
@@ -348,16 +389,18 @@ const COUNTERS_PER_WORD: usize = 16;
 const COUNTER_MAX: u64 = 15;
 
 impl FrequencySketch {
-    const fn new() -> FrequencySketch {
+    fn new() -> FrequencySketch {
         FrequencySketch {
-            counters: [0; SKETCH_WORDS],
+            counters: vec![0; SKETCH_WORDS].into_boxed_slice(),
             recorded: 0,
         }
     }
 
     /// Where the counter of `hash` in `row` is: its word and bit offset.
     fn counter(hash: u64, row: usize) -> (usize, u32) {
-        let column = (hash >> (row * SKETCH_HASH_BITS_PER_ROW)) as usize % SKETCH_WIDTH;
+        let column_bits = SKETCH_WIDTH.trailing_zeros();
+        let column =
+            (hash.wrapping_mul(SKETCH_ROW_MULTIPLIERS[row]) >> (u64::BITS - column_bits)) as usize;
         let index = row * SKETCH_WIDTH + column;
         (
             index / COUNTERS_PER_WORD,
@@ -406,8 +449,16 @@ pub struct FileCache {
     entries: HashMap<Box<[u8]>, CachedFile, foldhash::fast::RandomState>,
     /// The sum of the entries' body lengths, bounded by [`MAX_CACHED_BYTES`].
     content_bytes: usize,
-    /// A clock that ticks once per request, for least-recently-used order.
-    uses: u64,
+    /// The eviction ring (CLOCK): a slot per insertion, oldest first; the
+    /// front is the hand. Every entry has exactly one live slot; entries
+    /// dropped by invalidation leave stale slots that the hand skips.
+    ring: VecDeque<RingSlot>,
+    /// Insertions so far: numbers each entry and its slot.
+    insertions: u64,
+    /// How many entries use each inotify watch (one file cached under two
+    /// keys has one watch), so that dropping an entry knows without a scan
+    /// whether to unwatch its file.
+    watch_users: HashMap<i32, usize>,
     /// The key of the path being served, built here once per request so that
     /// serving allocates nothing.
     key: Vec<u8>,
@@ -447,7 +498,9 @@ impl FileCache {
         FileCache {
             entries: HashMap::default(),
             content_bytes: 0,
-            uses: 0,
+            ring: VecDeque::new(),
+            insertions: 0,
+            watch_users: HashMap::new(),
             key: Vec::new(),
             watcher: sys::inotify_init().ok(),
             hidden: None,
@@ -516,6 +569,12 @@ impl FileCache {
 
     /// Drops every entry of the file behind `wd`, and the watch itself.
     fn forget_watch(&mut self, wd: i32, removed_by_kernel: bool) {
+        if self.watch_users.remove(&wd).is_none() {
+            // No entry uses it: the `IN_IGNORED` that follows our own
+            // `inotify_rm_watch` (one per eviction), or a second event about
+            // a file already dropped. Nothing to scan for.
+            return;
+        }
         let content_bytes = &mut self.content_bytes;
         self.entries.retain(|_, entry| {
             let changed = entry.watch == Some(wd);
@@ -529,14 +588,26 @@ impl FileCache {
         }
     }
 
-    /// Stops watching `wd` unless another entry (the same file under another
-    /// name) still uses it.
+    /// Counts one more entry using `watch`.
+    fn use_watch(&mut self, watch: Option<i32>) {
+        if let Some(wd) = watch {
+            *self.watch_users.entry(wd).or_insert(0) += 1;
+        }
+    }
+
+    /// Counts one entry fewer using `watch`, and stops watching when no
+    /// other entry (the same file under another name) uses it.
     fn release_watch(&mut self, watch: Option<i32>) {
         let Some(wd) = watch else { return };
-        if self.entries.values().all(|entry| entry.watch != Some(wd))
-            && let Some(watcher) = &self.watcher
-        {
-            let _ = sys::inotify_unwatch(watcher, wd);
+        let Some(users) = self.watch_users.get_mut(&wd) else {
+            return;
+        };
+        *users -= 1;
+        if *users == 0 {
+            self.watch_users.remove(&wd);
+            if let Some(watcher) = &self.watcher {
+                let _ = sys::inotify_unwatch(watcher, wd);
+            }
         }
     }
 
@@ -672,22 +743,19 @@ impl FileCache {
     /// (`replaces`) always, any other file while there is room, and in a full
     /// cache only a file asked for more often recently than the entry it
     /// would evict (see "Bounds, and which files get in").
-    fn admits(&self, len: u64, replaces: bool, hash: u64) -> bool {
+    fn admits(&mut self, len: u64, replaces: bool, hash: u64) -> bool {
         if replaces || self.has_room_for(len as usize) {
             return true;
         }
         let frequency = self.frequencies.estimate(hash);
         if frequency < MIN_ADMISSION_FREQUENCY {
-            // Most misses of a uniform load end here, before the scan for
-            // the victim.
+            // Most misses of a uniform load end here, before the hand moves.
             return false;
         }
-        self.least_recently_used().is_none_or(|victim| {
-            frequency
-                > self
-                    .frequencies
-                    .estimate(self.entries.hasher().hash_one(victim))
-        })
+        let hasher = self.entries.hasher().clone();
+        self.next_victim()
+            .map(|victim| hasher.hash_one(victim))
+            .is_none_or(|victim| frequency > self.frequencies.estimate(victim))
     }
 
     /// Whether `len` more bytes fit without evicting anything.
@@ -751,10 +819,9 @@ impl FileCache {
 
     /// What is cached under the current key; marks a fresh entry used.
     fn freshness(&mut self, now: Instant) -> Freshness {
-        self.uses += 1;
         match self.entries.get_mut(&self.key[..]) {
             Some(entry) if now.saturating_duration_since(entry.checked_at) < CACHE_VALIDITY => {
-                entry.last_used = self.uses;
+                entry.referenced = true;
                 Freshness::Fresh
             }
             Some(entry) => Freshness::Stale(entry.identity),
@@ -770,6 +837,7 @@ impl FileCache {
             return;
         };
         entry.checked_at = now;
+        entry.referenced = true;
         if entry.sidecars != sidecars {
             entry.sidecars = sidecars;
             entry.facts = facts;
@@ -780,7 +848,10 @@ impl FileCache {
 
     /// Reads `file` (at most [`MAX_CACHED_FILE_BYTES`], checked by the
     /// caller) and caches it under the current key, replacing any older
-    /// version and evicting the least recently used entries to make room.
+    /// version and evicting entries (CLOCK) to make room. Fails, leaving the
+    /// file uncached, if the file cannot be watched (inotify's
+    /// `max_user_watches` reached: an unwatched entry could be served stale)
+    /// or changed while being read.
     fn insert(
         &mut self,
         file: &StaticFile,
@@ -790,27 +861,26 @@ impl FileCache {
     ) -> io::Result<()> {
         // Watch before reading: a change made while we read is then reported
         // (and drops the entry), never lost.
-        let watch = self
-            .watcher
-            .as_ref()
-            .and_then(|watcher| sys::inotify_watch(watcher, &file.file, WATCHED_CHANGES).ok());
+        let watch = match &self.watcher {
+            Some(watcher) => Some(sys::inotify_watch(watcher, &file.file, WATCHED_CHANGES)?),
+            None => None,
+        };
+        self.use_watch(watch);
         let mut body = Vec::with_capacity(facts.len as usize);
-        (&file.file).take(facts.len).read_to_end(&mut body)?;
-        if body.len() as u64 != facts.len {
-            // The file changed while we read it; do not cache a torn copy.
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        let read = (&file.file).take(facts.len).read_to_end(&mut body);
+        if read.is_err() || body.len() as u64 != facts.len {
+            // A read error, or the file changed while we read it: do not
+            // cache a torn copy.
+            self.release_watch(watch);
+            return Err(read.err().unwrap_or(io::ErrorKind::UnexpectedEof.into()));
         }
         if let Some(old) = self.entries.remove(&self.key[..]) {
             self.content_bytes -= old.body.len();
-            if old.watch != watch {
-                self.release_watch(old.watch);
-            }
+            self.release_watch(old.watch);
         }
-        while !self.has_room_for(body.len()) && !self.entries.is_empty() {
-            self.evict_least_recently_used();
-        }
+        while !self.has_room_for(body.len()) && self.evict() {}
         self.content_bytes += body.len();
-        self.uses += 1;
+        self.insertions += 1;
         let entry = CachedFile {
             facts,
             fields: facts.formatted(FileFacts::write_fields),
@@ -819,29 +889,65 @@ impl FileCache {
             sidecars,
             identity: file.identity,
             checked_at: now,
-            last_used: self.uses,
+            referenced: false,
+            inserted: self.insertions,
             watch,
         };
         self.entries
             .insert(self.key.clone().into_boxed_slice(), entry);
+        self.ring.push_back(RingSlot {
+            key: self.key.clone().into_boxed_slice(),
+            inserted: self.insertions,
+        });
+        if self.ring.len() > MAX_RING_SLOTS {
+            // Mostly stale slots (at most MAX_CACHED_FILES are live): drop
+            // them all at once, a scan paid for by the insertions that made
+            // them.
+            let entries = &self.entries;
+            self.ring.retain(|slot| slot.is_live(entries));
+        }
         Ok(())
     }
 
-    /// The key of the entry used longest ago: the next to be evicted. A
-    /// linear scan, made only when a file is about to enter a full cache.
-    fn least_recently_used(&self) -> Option<&[u8]> {
-        self.entries
-            .iter()
-            .min_by_key(|(_, entry)| entry.last_used)
-            .map(|(key, _)| &key[..])
+    /// Moves the hand to the entry CLOCK evicts next and returns its key:
+    /// every entry it passes that was hit since the hand last passed loses
+    /// its mark and goes to the back of the ring (its second chance); stale
+    /// slots are dropped. Amortised O(1): a hit sets at most one mark, an
+    /// insertion makes at most one slot, and the hand clears or drops each
+    /// once.
+    fn next_victim(&mut self) -> Option<&[u8]> {
+        while let Some(slot) = self.ring.front() {
+            match self.entries.get_mut(&slot.key[..]) {
+                Some(entry) if entry.inserted != slot.inserted => {
+                    self.ring.pop_front();
+                }
+                Some(entry) if entry.referenced => {
+                    entry.referenced = false;
+                    self.ring.rotate_left(1);
+                }
+                Some(_) => break,
+                None => {
+                    self.ring.pop_front();
+                }
+            }
+        }
+        self.ring.front().map(|slot| &slot.key[..])
     }
 
-    fn evict_least_recently_used(&mut self) {
-        let oldest = self.least_recently_used().map(Box::<[u8]>::from);
-        if let Some(entry) = oldest.and_then(|key| self.entries.remove(&key)) {
+    /// Evicts the entry the hand points to ([`FileCache::next_victim`]);
+    /// `false` if the cache is empty.
+    fn evict(&mut self) -> bool {
+        if self.next_victim().is_none() {
+            return false;
+        }
+        let Some(slot) = self.ring.pop_front() else {
+            return false;
+        };
+        if let Some(entry) = self.entries.remove(&slot.key[..]) {
             self.content_bytes -= entry.body.len();
             self.release_watch(entry.watch);
         }
+        true
     }
 
     /// Number of cached files.
@@ -852,6 +958,28 @@ impl FileCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// A slot of the eviction ring: the key of an entry, as it was inserted.
+#[derive(Debug)]
+struct RingSlot {
+    /// The entry's key.
+    key: Box<[u8]>,
+    /// Its [`CachedFile::inserted`]: the slot is stale once that entry is
+    /// gone or replaced.
+    inserted: u64,
+}
+
+impl RingSlot {
+    /// Whether the slot's entry is still in `entries`.
+    fn is_live<S: std::hash::BuildHasher>(
+        &self,
+        entries: &HashMap<Box<[u8]>, CachedFile, S>,
+    ) -> bool {
+        entries
+            .get(&self.key[..])
+            .is_some_and(|entry| entry.inserted == self.inserted)
     }
 }
 
@@ -1022,7 +1150,7 @@ mod tests {
     }
 
     #[test]
-    fn the_least_recently_used_entry_is_evicted() {
+    fn an_entry_without_a_hit_is_evicted_before_one_with() {
         let now = Instant::now();
         let names: Vec<String> = (0..=MAX_CACHED_FILES).map(|i| format!("f{i}")).collect();
         let files: Vec<(&str, &[u8])> = names
@@ -1034,7 +1162,8 @@ mod tests {
         for name in &names[..MAX_CACHED_FILES] {
             cached(serve(&mut cache, &root, name, now));
         }
-        // Touch f0 so that f1 is now the oldest.
+        // A hit marks f0: the hand gives it a second chance and evicts f1,
+        // the first entry without a mark.
         assert_eq!(
             freshness(&mut cache, b"f0", PathForm::File, now),
             Freshness::Fresh
@@ -1052,6 +1181,108 @@ mod tests {
             freshness(&mut cache, b"f1", PathForm::File, now),
             Freshness::Missing
         );
+    }
+
+    /// Names `f0`, `f1`, ... for `count` files, and a site holding them,
+    /// each `contents`.
+    fn numbered_site(
+        count: usize,
+        contents: &[u8],
+    ) -> (Vec<String>, tempfile::TempDir, DocumentRoot) {
+        let names: Vec<String> = (0..count).map(|i| format!("f{i}")).collect();
+        let files: Vec<(&str, &[u8])> =
+            names.iter().map(|name| (name.as_str(), contents)).collect();
+        let (dir, root) = site(&files);
+        (names, dir, root)
+    }
+
+    #[test]
+    fn stale_ring_slots_are_skipped() {
+        let now = Instant::now();
+        let (names, dir, root) = numbered_site(MAX_CACHED_FILES + 1, b"x");
+        let mut cache = FileCache::new();
+        for name in &names[..MAX_CACHED_FILES] {
+            cached(serve(&mut cache, &root, name, now));
+        }
+        // f0 changes: its entry goes, its slot at the hand stays, stale. Read
+        // again, f0 gets a new entry and a new slot at the back.
+        std::fs::write(dir.path().join("f0"), b"y").unwrap();
+        cache.apply_changes();
+        assert_eq!(cache.len(), MAX_CACHED_FILES - 1);
+        cached(serve(&mut cache, &root, "f0", now));
+        assert_eq!(cache.ring.len(), MAX_CACHED_FILES + 1);
+        // A newcomer evicts: the hand drops the stale slot (not the new f0)
+        // and evicts f1.
+        let newcomer = &names[MAX_CACHED_FILES];
+        serve(&mut cache, &root, newcomer, now);
+        cached(serve(&mut cache, &root, newcomer, now));
+        assert_eq!(
+            freshness(&mut cache, b"f0", PathForm::File, now),
+            Freshness::Fresh
+        );
+        assert_eq!(
+            freshness(&mut cache, b"f1", PathForm::File, now),
+            Freshness::Missing
+        );
+        assert_eq!(cache.len(), MAX_CACHED_FILES);
+        assert_eq!(cache.ring.len(), MAX_CACHED_FILES);
+    }
+
+    #[test]
+    fn a_thousand_small_files_fit_without_evicting() {
+        let now = Instant::now();
+        let (names, _dir, root) = numbered_site(1000, &[b'x'; 4096]);
+        let mut cache = FileCache::new();
+        for name in &names {
+            cached(serve(&mut cache, &root, name, now));
+        }
+        for name in &names {
+            assert_eq!(
+                freshness(&mut cache, name.as_bytes(), PathForm::File, now),
+                Freshness::Fresh,
+                "{name}"
+            );
+        }
+        assert_eq!(cache.content_bytes, 1000 * 4096);
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_a_cache_of_large_files() {
+        let now = Instant::now();
+        let largest = MAX_CACHED_FILE_BYTES as usize;
+        let fitting = MAX_CACHED_BYTES / largest;
+        let (names, _dir, root) = numbered_site(fitting + 1, &vec![b'x'; largest]);
+        let mut cache = FileCache::new();
+        for name in &names[..fitting] {
+            cached(serve(&mut cache, &root, name, now));
+        }
+        assert_eq!(cache.content_bytes, MAX_CACHED_BYTES);
+        // Full by bytes, far below MAX_CACHED_FILES: a newcomer admitted at
+        // its second miss evicts f0.
+        serve(&mut cache, &root, &names[fitting], now);
+        cached(serve(&mut cache, &root, &names[fitting], now));
+        assert_eq!(cache.len(), fitting);
+        assert_eq!(cache.content_bytes, MAX_CACHED_BYTES);
+        assert_eq!(
+            freshness(&mut cache, b"f0", PathForm::File, now),
+            Freshness::Missing
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_watched_is_not_cached() {
+        let now = Instant::now();
+        let (_dir, root) = site(&[("a", b"hello")]);
+        let mut cache = FileCache::new();
+        // Not an inotify descriptor: every watch fails, as it does with
+        // ENOSPC once `max_user_watches` is reached.
+        cache.watcher = Some(File::open("/dev/null").unwrap());
+        match serve(&mut cache, &root, "a", now) {
+            Served::File(FileBody::Disk { facts, .. }) => assert_eq!(facts.len, 5),
+            other => panic!("expected a file from disk, got {other:?}"),
+        }
+        assert!(cache.is_empty());
+        assert!(cache.watch_users.is_empty());
     }
 
     #[test]
@@ -1143,13 +1374,14 @@ mod tests {
         let (_dir, root) = site(&files);
         let (cached_names, newcomers) = names.split_at(MAX_CACHED_FILES);
         let mut cache = FileCache::default();
-        // f0 is asked for often, then the cache fills up: f0 is the least
-        // recently used entry, the next to be evicted.
-        for _ in 0..5 {
-            cached(serve(&mut cache, &root, &cached_names[0], now));
-        }
-        for name in &cached_names[1..] {
-            cached(serve(&mut cache, &root, name, now));
+        // Every entry is asked for three times. The first newcomer asked for
+        // twice moves the hand once round the ring, clearing every mark: f0 is
+        // then the next to be evicted, with nothing to save it but its
+        // frequency.
+        for name in cached_names {
+            for _ in 0..3 {
+                cached(serve(&mut cache, &root, name, now));
+            }
         }
         // A stream of files asked for once (a uniform load over a large
         // tree) never gets in; asked for twice, still less often than f0.
