@@ -1007,6 +1007,19 @@ mod tests {
         (dir, root)
     }
 
+    /// Names `f0`, `f1`, ... for `count` files, and a site holding them,
+    /// each `contents`.
+    fn numbered_site(
+        count: usize,
+        contents: &[u8],
+    ) -> (Vec<String>, tempfile::TempDir, DocumentRoot) {
+        let names: Vec<String> = (0..count).map(|i| format!("f{i}")).collect();
+        let files: Vec<(&str, &[u8])> =
+            names.iter().map(|name| (name.as_str(), contents)).collect();
+        let (dir, root) = site(&files);
+        (names, dir, root)
+    }
+
     /// Serves `path` as a file request, without `--precompressed`.
     fn serve<'a>(
         cache: &'a mut FileCache,
@@ -1152,12 +1165,7 @@ mod tests {
     #[test]
     fn an_entry_without_a_hit_is_evicted_before_one_with() {
         let now = Instant::now();
-        let names: Vec<String> = (0..=MAX_CACHED_FILES).map(|i| format!("f{i}")).collect();
-        let files: Vec<(&str, &[u8])> = names
-            .iter()
-            .map(|name| (name.as_str(), &b"x"[..]))
-            .collect();
-        let (_dir, root) = site(&files);
+        let (names, _dir, root) = numbered_site(MAX_CACHED_FILES + 1, b"x");
         let mut cache = FileCache::default();
         for name in &names[..MAX_CACHED_FILES] {
             cached(serve(&mut cache, &root, name, now));
@@ -1181,19 +1189,6 @@ mod tests {
             freshness(&mut cache, b"f1", PathForm::File, now),
             Freshness::Missing
         );
-    }
-
-    /// Names `f0`, `f1`, ... for `count` files, and a site holding them,
-    /// each `contents`.
-    fn numbered_site(
-        count: usize,
-        contents: &[u8],
-    ) -> (Vec<String>, tempfile::TempDir, DocumentRoot) {
-        let names: Vec<String> = (0..count).map(|i| format!("f{i}")).collect();
-        let files: Vec<(&str, &[u8])> =
-            names.iter().map(|name| (name.as_str(), contents)).collect();
-        let (dir, root) = site(&files);
-        (names, dir, root)
     }
 
     #[test]
@@ -1364,14 +1359,7 @@ mod tests {
     #[test]
     fn a_frequent_entry_is_not_displaced_by_files_asked_for_less_often() {
         let now = Instant::now();
-        let names: Vec<String> = (0..MAX_CACHED_FILES + 100)
-            .map(|i| format!("f{i}"))
-            .collect();
-        let files: Vec<(&str, &[u8])> = names
-            .iter()
-            .map(|name| (name.as_str(), &b"x"[..]))
-            .collect();
-        let (_dir, root) = site(&files);
+        let (names, _dir, root) = numbered_site(MAX_CACHED_FILES + 100, b"x");
         let (cached_names, newcomers) = names.split_at(MAX_CACHED_FILES);
         let mut cache = FileCache::default();
         // Every entry is asked for three times. The first newcomer asked for
