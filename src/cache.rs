@@ -374,7 +374,7 @@ enum Found {
 struct FrequencySketch {
     /// The counters, row after row, 16 to a word; on the heap, being too
     /// large for a thread's stack.
-    counters: Box<[u64]>,
+    counters: Box<[u64; SKETCH_WORDS]>,
     /// Requests recorded since the counters were last halved.
     recorded: usize,
 }
@@ -391,7 +391,12 @@ const COUNTER_MAX: u64 = 15;
 impl FrequencySketch {
     fn new() -> FrequencySketch {
         FrequencySketch {
-            counters: vec![0; SKETCH_WORDS].into_boxed_slice(),
+            // Built on the heap (`Box::new([0; SKETCH_WORDS])` may build it
+            // on the stack first); the fixed length spares the bounds checks.
+            counters: vec![0; SKETCH_WORDS]
+                .into_boxed_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("a vector of SKETCH_WORDS counters")),
             recorded: 0,
         }
     }
@@ -420,7 +425,7 @@ impl FrequencySketch {
         if self.recorded == SKETCH_SAMPLE {
             // Halve every counter at once: shift each word right, and clear
             // the bit each counter received from its neighbour.
-            for word in &mut self.counters {
+            for word in self.counters.iter_mut() {
                 *word = (*word >> 1) & 0x7777_7777_7777_7777;
             }
             self.recorded = SKETCH_SAMPLE / 2;
