@@ -92,20 +92,21 @@
 //! only among entries not hit since the hand last passed.
 //!
 //! While there is room, every small file that is opened is cached. Once the
-//! cache is full, TinyLFU decides: every request is counted in a small
+//! cache is full, TinyLFU decides: every request is counted in a
 //! count-min sketch of 4-bit counters (`FrequencySketch`, halved every
-//! `SKETCH_SAMPLE` requests), and a missed file gets in only if it was
-//! asked for at least `MIN_ADMISSION_FREQUENCY` times recently *and* more
-//! often than the entry it would evict (the hand's candidate). Anything else is answered from disk,
-//! with `sendfile`, and leaves the cache as it was. Without such a rule a
-//! working set larger than the cache (a uniform load over 100,000 files,
-//! say) evicts an entry on nearly every miss: each paid for watching,
-//! reading and copying a file that is evicted again before its next request,
-//! and for unwatching the one it evicted (`inotify_add_watch`, `read`,
-//! `inotify_rm_watch` and the kernel's `IN_IGNORED` to read). Under that load almost every file is asked for once per
-//! sample, so almost none gets past the first test, which costs a hash and
-//! four counters; under a skewed (Zipf) load the popular files keep their
-//! entries, since a file asked for now and then cannot displace them.
+//! `SKETCH_SAMPLE` requests), and a missed file gets in only if it was asked
+//! for at least `MIN_ADMISSION_FREQUENCY` times recently *and* more often than
+//! the entry it would evict (the hand's candidate). Anything else is answered
+//! from disk, with `sendfile`, and leaves the cache as it was. Without such a
+//! rule a working set larger than the cache (a uniform load over 100,000 files,
+//! say) evicts an entry on nearly every miss: each paid for watching, reading
+//! and copying a file that is evicted again before its next request, and for
+//! unwatching the one it evicted (`inotify_add_watch`, `read`,
+//! `inotify_rm_watch` and the kernel's `IN_IGNORED` to read). Under that load
+//! almost every file is asked for once per sample, so almost none gets past the
+//! first test, which costs a hash and four counters; under a skewed (Zipf) load
+//! the popular files keep their entries, since a file asked for now and then
+//! cannot displace them.
 //!
 //! ## Hashing the key
 //! Every request hashes its key (a hit looks it up twice: once to check
