@@ -22,9 +22,10 @@ line, and the loop around them.
 With ``--working-set N`` the client asks for N distinct files shaped like
 the suite's working set (4 KiB each, ``/ws/DDD/NNNNN.bin``, file i in
 directory i mod 1,000: ``benchlib.fixtures.working_set_url``): with N larger
-than the file cache (512 entries), the misses the cache cannot avoid.
+than the file cache (8,192 entries per worker), the misses the cache
+cannot avoid.
 ``--order uniform`` (the default) draws each request uniformly from a seeded
-random sequence, as ``benches/working_set.lua uniform`` does; FEW = 1,000
+random sequence, as ``benches/working_set.lua uniform`` does; FEW = 10,000
 requests fill the cache and reach the steady state. ``--order cycle`` asks
 for the files in turn, over and over; the first two rounds are in both runs
 (FEW = 2N). Either way MANY = FEW + 2,000 and both runs send the same first
@@ -38,6 +39,7 @@ stops the server itself (SIGTERM) after each run.
 
 import argparse
 import os
+import random
 import re
 import signal
 import socket
@@ -46,8 +48,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import random
 
 from benchlib.fixtures import WORKING_SET_FILE_BYTES, make_fixture_root, working_set_url
 from benchlib.host import HOST, REPO_ROOT, ensure_installed, free_port
@@ -107,8 +107,9 @@ def connect(port: int, server: subprocess.Popen) -> socket.socket:
             time.sleep(0.1)
 
 
-# Requests that fill the cache before a uniform working-set run is counted.
-UNIFORM_WARM_UP = 1000
+# Requests that fill the cache (8,192 entries) before a uniform working-set
+# run is counted.
+UNIFORM_WARM_UP = 10_000
 # The seed of the uniform order, the suite's (benchlib/scenarios.py).
 UNIFORM_SEED = 20240605
 
@@ -221,7 +222,9 @@ def main() -> None:
             few_requests = UNIFORM_WARM_UP if args.order == "uniform" else 2 * args.working_set
             many_requests = few_requests + MANY - FEW
             case = f"miss ({args.working_set} files, {args.order})"
-            runs = {case: [working_set_requests(args.working_set, args.order, n) for n in (few_requests, many_requests)]}
+            runs = {
+                case: [working_set_requests(args.working_set, args.order, n) for n in (few_requests, many_requests)]
+            }
         else:
             few_requests, many_requests = FEW, MANY
             runs = {case: [[template], [template]] for case, template in CASES.items()}
