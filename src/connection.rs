@@ -110,7 +110,7 @@ use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
 use crate::proxy::{self, Cidr, HeaderStatus};
-use crate::respond::{self, Answer, Env, FileSend, Record, Site, StatusPage};
+use crate::respond::{self, Answer, BodySend, Env, FileSend, Record, Site, StatusPage};
 use crate::stats::WorkerStats;
 use crate::sys;
 use crate::timer::TimerSlot;
@@ -259,7 +259,8 @@ enum State {
     /// Reading a request head into the input buffer (which may also hold
     /// pipelined requests behind it).
     ReadingRequest(InputBuffer),
-    /// Writing the head (and a status page body, if any).
+    /// Writing the head, and a body from memory if there is one (a status
+    /// page, or a cached file: copied after the head, or by reference).
     WritingResponse(Writing),
     /// Sending a file body with `sendfile`.
     SendingFile(Sending),
@@ -292,12 +293,41 @@ struct Writing {
     input: InputBuffer,
     /// The request being answered.
     exchange: Exchange,
-    /// The response head (and in-memory body).
+    /// The response head (and a body copied after it); earlier pipelined
+    /// responses may precede it.
     output: Vec<u8>,
     /// Bytes of `output` already sent.
     written: usize,
-    /// The file to send once `output` is out.
-    file_body: Option<FileSend>,
+    /// The body that follows `output` from where it lies: a cached body
+    /// goes out with it, in the same system calls; a file, once `output` is
+    /// out, in `SendingFile`.
+    body: Option<BodySend>,
+}
+
+impl Writing {
+    /// Whether everything this state sends is out: the output buffer, and
+    /// the cached body that goes with it.
+    fn is_sent(&self) -> bool {
+        let body_sent = match &self.body {
+            Some(BodySend::Cached(cached)) => cached.unsent().is_empty(),
+            Some(BodySend::File(_)) | None => true,
+        };
+        self.written == self.output.len() && body_sent
+    }
+
+    /// Records that the kernel took `count` more bytes of the response, as
+    /// if the output buffer and the cached body were one: a write that ends
+    /// inside the output buffer leaves the body untouched, one that crosses
+    /// into the body resumes there.
+    fn advance(&mut self, count: usize) {
+        let from_output = count.min(self.output.len() - self.written);
+        self.written += from_output;
+        if let Some(BodySend::Cached(cached)) = &mut self.body {
+            let from_body = count - from_output;
+            cached.offset += from_body;
+            self.exchange.body_bytes += from_body as u64;
+        }
+    }
 }
 
 /// `SendingFile`'s data.
@@ -535,7 +565,8 @@ impl Connection {
                 written,
                 ..
             }) => {
-                exchange.body_bytes = written.saturating_sub(exchange.head_len) as u64;
+                // Plus the cached body's bytes, counted as they left.
+                exchange.body_bytes += written.saturating_sub(exchange.head_len) as u64;
                 log_exchange(self.peer, &input, &exchange, ctx);
                 ctx.pool.put_input(input);
                 ctx.pool.put_output(output);
@@ -792,8 +823,8 @@ impl Connection {
     ) -> State {
         let mut output = ctx.pool.take_output();
         loop {
-            let (exchange, file_body) = self.answer_one(&input, request, ctx, &mut output);
-            let batchable = file_body.is_none()
+            let (exchange, body) = self.answer_one(&input, request, ctx, &mut output);
+            let batchable = body.is_none()
                 && exchange.keep_alive
                 && !ctx.draining
                 && output.len() < MAX_BATCHED_OUTPUT_BYTES;
@@ -818,7 +849,7 @@ impl Connection {
                 exchange,
                 output,
                 written: 0,
-                file_body,
+                body,
             });
         }
     }
@@ -830,7 +861,7 @@ impl Connection {
         request: Result<Request, Status>,
         ctx: &mut Context,
         output: &mut Vec<u8>,
-    ) -> (Exchange, Option<FileSend>) {
+    ) -> (Exchange, Option<BodySend>) {
         let env = Env {
             date: ctx.clock.http_date(),
             keep_alive: ctx.timeouts.keepalive,
@@ -873,13 +904,14 @@ impl Connection {
             body_bytes: 0,
             record: answer.record,
         };
-        (exchange, answer.file_body)
+        (exchange, answer.body)
     }
 
-    /// `WritingResponse`: write the head (and a status page), then go on to
-    /// the file body if there is one.
+    /// `WritingResponse`: write the output buffer (with a cached body by
+    /// reference, in the same `sendmsg`), then go on to the file body if
+    /// there is one.
     fn write_response(&mut self, mut writing: Writing, ctx: &mut Context) -> Transition {
-        while writing.written < writing.output.len() {
+        while !writing.is_sent() {
             if !self.readiness.writable {
                 return Transition::Wait(State::WritingResponse(writing));
             }
@@ -887,10 +919,18 @@ impl Connection {
             // MSG_MORE holds back a partial segment: with a file to follow,
             // the head shares its first TCP segment with the body; before a
             // close, the last bytes share theirs with the FIN.
-            let more_follows = writing.file_body.is_some() || !writing.exchange.keep_alive;
-            let result = sys::send(&self.socket, unsent, more_follows);
-            match self.account(Syscall::Send, result, unsent.len(), ctx) {
-                Transfer::Moved(count) => writing.written += count,
+            let closing = !writing.exchange.keep_alive;
+            let (result, asked) = match &writing.body {
+                Some(BodySend::Cached(cached)) => {
+                    let body = cached.unsent();
+                    let result = sys::send_pair(&self.socket, unsent, body, closing);
+                    (result, unsent.len() + body.len())
+                }
+                Some(BodySend::File(_)) => (sys::send(&self.socket, unsent, true), unsent.len()),
+                None => (sys::send(&self.socket, unsent, closing), unsent.len()),
+            };
+            match self.account(Syscall::Send, result, asked, ctx) {
+                Transfer::Moved(count) => writing.advance(count),
                 Transfer::Nothing => {}
                 Transfer::Failed => {
                     return Transition::Close(Leftover::Held(State::WritingResponse(writing)));
@@ -901,18 +941,20 @@ impl Connection {
             input,
             mut exchange,
             output,
-            file_body,
+            body,
             ..
         } = writing;
-        exchange.body_bytes = (output.len() - exchange.head_len) as u64;
+        exchange.body_bytes += (output.len() - exchange.head_len) as u64;
         ctx.pool.put_output(output);
-        match file_body {
-            Some(body) => Transition::Next(State::SendingFile(Sending {
+        match body {
+            Some(BodySend::File(body)) => Transition::Next(State::SendingFile(Sending {
                 input,
                 exchange,
                 body,
             })),
-            None => self.finish_exchange(input, exchange, ctx),
+            // A cached body is out with the buffer; dropping it here lets
+            // go of the entry's bytes.
+            Some(BodySend::Cached(_)) | None => self.finish_exchange(input, exchange, ctx),
         }
     }
 
@@ -1214,7 +1256,7 @@ mod tests {
                 exchange: exchange(),
                 output: Vec::new(),
                 written: 0,
-                file_body: None,
+                body: None,
             }),
             State::SendingFile(Sending {
                 input: InputBuffer::new(),
