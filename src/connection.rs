@@ -1131,6 +1131,9 @@ mod tests {
 
     use mio::{Events, Poll};
 
+    use crate::cache::MAX_CACHED_FILE_BYTES;
+    use crate::respond::CachedSend;
+
     struct Harness {
         poll: Poll,
         events: Events,
@@ -1236,9 +1239,9 @@ mod tests {
         bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
     }
 
-    /// One connection state of every kind, with placeholder data.
-    fn every_state() -> Vec<State> {
-        let exchange = || Exchange {
+    /// An exchange with placeholder data.
+    fn exchange() -> Exchange {
+        Exchange {
             request_line: Span::default(),
             consumed: 0,
             status: Status::Ok,
@@ -1247,7 +1250,11 @@ mod tests {
             head_len: 0,
             body_bytes: 0,
             record: Record::Logged,
-        };
+        }
+    }
+
+    /// One connection state of every kind, with placeholder data.
+    fn every_state() -> Vec<State> {
         vec![
             State::Idle,
             State::ReadingRequest(InputBuffer::new()),
@@ -1289,6 +1296,98 @@ mod tests {
             let variant = debug.split('(').next().unwrap();
             assert_eq!(state.name(), variant, "{debug}");
         }
+    }
+
+    #[test]
+    fn a_partial_write_resumes_within_the_head_or_the_cached_body() {
+        let mut writing = Writing {
+            input: InputBuffer::new(),
+            exchange: Exchange {
+                head_len: 4,
+                ..exchange()
+            },
+            output: b"HEAD".to_vec(),
+            written: 0,
+            // A range, bytes 2..9 of the entry.
+            body: Some(BodySend::Cached(CachedSend {
+                bytes: Arc::from(&b"0123456789"[..]),
+                offset: 2,
+                end: 9,
+            })),
+        };
+        let unsent = |writing: &Writing| {
+            let Some(BodySend::Cached(cached)) = &writing.body else {
+                unreachable!()
+            };
+            let head = &writing.output[writing.written..];
+            (head.to_vec(), cached.unsent().to_vec())
+        };
+        // Within the head: the body is untouched.
+        writing.advance(3);
+        assert_eq!(unsent(&writing), (b"D".to_vec(), b"2345678".to_vec()));
+        // Across the boundary: the rest of the head and two body bytes.
+        writing.advance(3);
+        assert_eq!(unsent(&writing), (Vec::new(), b"45678".to_vec()));
+        assert_eq!(writing.exchange.body_bytes, 2);
+        assert!(!writing.is_sent());
+        // Within the body, to its end.
+        writing.advance(5);
+        assert!(writing.is_sent());
+        assert_eq!(writing.exchange.body_bytes, 7);
+    }
+
+    #[test]
+    fn a_cached_body_sent_by_reference_outlives_its_entry() {
+        let len = MAX_CACHED_FILE_BYTES as usize;
+        let contents: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut h = Harness::new(&[("c.bin", &contents)]);
+        // Small socket buffers on both sides: the body cannot leave at once.
+        socket2::SockRef::from(&h.client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&h.connection.socket)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        h.client
+            .write_all(b"GET /c.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        let State::WritingResponse(Writing {
+            body: Some(BodySend::Cached(cached)),
+            ..
+        }) = &h.connection.state
+        else {
+            panic!("expected a cached body by reference, got {}", h.state());
+        };
+        assert!(cached.offset < cached.end, "the body left at once");
+        // The entry goes, as an invalidation or an eviction would take it,
+        // and the file changes: the response keeps the bytes its head
+        // announced.
+        h.ctx.cache = FileCache::default();
+        std::fs::write(h.root.path().join("c.bin"), vec![b'x'; len]).unwrap();
+
+        let reader = std::thread::spawn({
+            let mut client = h.client.try_clone().unwrap();
+            move || {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    client.read_exact(&mut byte).unwrap();
+                    head.push(byte[0]);
+                }
+                let mut body = vec![0; len];
+                client.read_exact(&mut body).unwrap();
+                body
+            }
+        });
+        for _ in 0..50 {
+            if h.state() == "Idle" {
+                break;
+            }
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        assert_eq!(h.state(), "Idle", "the transfer stalled");
+        assert!(reader.join().unwrap() == contents);
     }
 
     #[test]
