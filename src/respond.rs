@@ -267,20 +267,42 @@ pub struct FileSend {
 /// entry, so an entry evicted or invalidated while its body is on the way
 /// out stays whole for this response: the client gets the version its head
 /// announced.
+///
+/// The offsets are `u32`: a cached body is at most
+/// [`crate::cache::MAX_CACHED_FILE_BYTES`]. That keeps [`BodySend`] at 32
+/// bytes and a connection's state within 128, which the compiler moves with
+/// a few inline instructions on every transition instead of a call to
+/// `memcpy` (a test in `connection` holds it there).
 #[derive(Debug)]
 pub struct CachedSend {
     /// The entry's whole body.
-    pub bytes: Arc<[u8]>,
+    bytes: Arc<[u8]>,
     /// Index of the next byte to send.
-    pub offset: usize,
+    offset: u32,
     /// Index one past the last byte to send.
-    pub end: usize,
+    end: u32,
 }
 
 impl CachedSend {
+    /// `bytes[offset..end]` of a cache entry's body, still to send.
+    pub fn new(bytes: Arc<[u8]>, offset: usize, end: usize) -> CachedSend {
+        debug_assert!(offset <= end && end <= bytes.len() && end <= u32::MAX as usize);
+        CachedSend {
+            bytes,
+            offset: offset as u32,
+            end: end as u32,
+        }
+    }
+
     /// The bytes still to send.
     pub fn unsent(&self) -> &[u8] {
-        &self.bytes[self.offset..self.end]
+        &self.bytes[self.offset as usize..self.end as usize]
+    }
+
+    /// Records that the kernel took the next `count` bytes.
+    pub fn advance(&mut self, count: usize) {
+        debug_assert!(count <= self.unsent().len());
+        self.offset += count as u32;
     }
 }
 
@@ -601,11 +623,11 @@ fn answer_file(
             // is small: the bounds fit a `usize`.
             let (offset, end) = (first as usize, (first + len) as usize);
             if end - offset >= MIN_CACHED_SEND_BYTES {
-                Some(BodySend::Cached(CachedSend {
-                    bytes: Arc::clone(&cached.body),
+                Some(BodySend::Cached(CachedSend::new(
+                    Arc::clone(&cached.body),
                     offset,
                     end,
-                }))
+                )))
             } else {
                 out.extend_from_slice(&cached.body[offset..end]);
                 None
