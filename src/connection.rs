@@ -60,8 +60,13 @@
 //!   only part of resumes inside the head or the body (`Writing::advance`).
 //!   If the entry is evicted or the file changes meanwhile, the response
 //!   still holds the bytes its head announced until the last one is out.
-//!   Like a file, a body by reference ends a pipelined batch: the batch so
-//!   far leaves with it, and the next request is answered afterwards.
+//!   Only the last response of a pipelined batch sends its body by
+//!   reference (with the batch, in the same `sendmsg`): one with a request
+//!   waiting behind it copies its body into the batch, which goes on. A
+//!   body by reference in the middle would end the batch, and a `sendmsg`
+//!   per response costs far more than the copy: 16 pipelined requests for
+//!   8 KiB cost 2.1 µs of CPU each copied into 64 KiB batches, 7.0 by
+//!   reference one `sendmsg` each (for 16 KiB, 4.1 against 6.7).
 //! - **`sendfile` after the head** (`SendingFile`): files not in the cache.
 //!
 //! Why these lines. A 16 KiB cached file served copied cost 10.7 µs of
@@ -854,8 +859,10 @@ impl Connection {
     /// Pipelining: while the answers so far are all in memory and the next
     /// request is already complete in the input buffer, it is answered into
     /// the same output buffer, so a batch of pipelined requests leaves in one
-    /// `send`. (Each batched response is logged when it is queued, with its
-    /// full length; only the last one is tracked to the byte.)
+    /// `send`. A cached body is copied into the batch, except the last one's,
+    /// which leaves by reference with the batch. (Each batched response is
+    /// logged when it is queued, with its full length; only the last one is
+    /// tracked to the byte.)
     fn begin_response(
         &mut self,
         mut input: InputBuffer,
@@ -865,16 +872,24 @@ impl Connection {
         let mut output = ctx.pool.take_output();
         loop {
             let (exchange, body) = self.answer_one(&input, request, ctx, &mut output);
-            let batchable = body.is_none()
+            let rest = &input.filled()[exchange.consumed..];
+            // Nothing pipelined (the usual case): no second parse. A file
+            // body ends the batch.
+            let batchable = !rest.is_empty()
+                && !matches!(body, Some(BodySend::File(_)))
                 && exchange.keep_alive
                 && !ctx.draining
                 && output.len() < MAX_BATCHED_OUTPUT_BYTES;
-            let rest = &input.filled()[exchange.consumed..];
-            // Nothing pipelined (the usual case): no second parse.
-            if batchable && !rest.is_empty() {
+            if batchable {
                 // The next request's spans are relative to `rest`, which is
                 // what `input.filled()` will be once this one is consumed.
                 if let Ok(Parsed::Complete(next)) = request::parse(rest) {
+                    // The batch goes on, so a cached body joins it as a
+                    // copy: sent by reference it would need a send of its
+                    // own (see "How a body leaves").
+                    if let Some(BodySend::Cached(cached)) = &body {
+                        output.extend_from_slice(cached.unsent());
+                    }
                     let queued = Exchange {
                         body_bytes: (output.len() - exchange.head_len) as u64,
                         ..exchange
@@ -1173,7 +1188,7 @@ mod tests {
     use mio::{Events, Poll};
 
     use crate::cache::MAX_CACHED_FILE_BYTES;
-    use crate::respond::CachedSend;
+    use crate::respond::{CachedSend, MIN_CACHED_SEND_BYTES};
 
     struct Harness {
         poll: Poll,
@@ -1386,6 +1401,40 @@ mod tests {
         writing.advance(5);
         assert!(writing.is_sent());
         assert_eq!(writing.exchange.body_bytes, 7);
+    }
+
+    #[test]
+    fn a_pipelined_batch_copies_its_cached_bodies_but_the_last() {
+        let body: Vec<u8> = (0..MIN_CACHED_SEND_BYTES)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut h = Harness::new(&[("c.bin", &body)]);
+        let request = b"GET /c.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+        // Twice, whatever the cache's admission rule: the file is in memory.
+        for _ in 0..2 {
+            h.client.write_all(request).unwrap();
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        let mut input = InputBuffer::new();
+        let pipelined = [&request[..], &request[..]].concat();
+        input.spare_mut()[..pipelined.len()].copy_from_slice(&pipelined);
+        input.fill(pipelined.len());
+        let Ok(Parsed::Complete(first)) = request::parse(input.filled()) else {
+            panic!("the request does not parse");
+        };
+        let State::WritingResponse(writing) =
+            h.connection.begin_response(input, Ok(first), &mut h.ctx)
+        else {
+            panic!("expected WritingResponse");
+        };
+        // One batch: the first response whole, copied; the second's head.
+        assert_eq!(count_responses(&writing.output), 2);
+        assert!(writing.output.windows(body.len()).any(|w| w == body));
+        assert!(writing.output.ends_with(b"\r\n\r\n"));
+        let Some(BodySend::Cached(last)) = &writing.body else {
+            panic!("the last body should leave by reference");
+        };
+        assert!(last.unsent() == body);
     }
 
     #[test]

@@ -325,11 +325,11 @@ pub enum BodySend {
 /// The copy costs a `memcpy` into a per-connection buffer, and the kernel
 /// then copies that same, now cold, buffer into the socket; by reference the
 /// kernel copies from the cache entry, which every connection shares and
-/// which stays hot. But a body by reference ends a pipelined batch (the next
-/// response is not appended behind it), and a two-piece `sendmsg` costs a
-/// little more than a `send`: for small bodies the copy is cheaper. The
-/// figures (CPU per request, copied against by reference, 1 to 64 KiB) are
-/// in [`crate::connection`], "How a body leaves".
+/// which stays hot. But a two-piece `sendmsg` costs a little more than a
+/// `send`: for small bodies the copy is cheaper. The figures (CPU per
+/// request, copied against by reference, 1 to 64 KiB) are in
+/// [`crate::connection`], "How a body leaves", and why a pipelined batch
+/// copies all but its last body whatever their size.
 pub const MIN_CACHED_SEND_BYTES: usize = 8 * 1024;
 
 /// The decision for one request. The head (and any in-memory body) is in the
