@@ -80,8 +80,8 @@
 //! at 32 KiB: from memory wins up to 16 KiB, and for the larger cached
 //! files a hit still saves the `open`, `fstat` and `close` that `sendfile`
 //! needs (see [`crate::cache`]). Copied against by reference, in mioserve
-//! (one worker, `wrk -t1 -c256`, CPU µs per request, median of three
-//! alternating runs): 1 KiB 6.52 against 7.06, 4 KiB 7.05 against 7.18,
+//! (one worker without access log, `wrk -t1 -c256`, CPU µs per request,
+//! median of three alternating runs): 1 KiB 6.52 against 7.06, 4 KiB 7.05 against 7.18,
 //! 8 KiB 8.36 against 7.84, 16 KiB 8.85 against 8.42, 32 KiB 11.10 against
 //! 10.32, 64 KiB 18.32 against 17.18. Below 8 KiB the copy is cheaper than
 //! a second `iovec` and a batch that stops growing; from 8 KiB on, not
