@@ -122,6 +122,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::BuildHasher as _;
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::files::{self, DocumentRoot, FileIdentity, Inode, Lookup, PathForm, StaticFile};
@@ -269,8 +270,12 @@ pub struct CachedFile {
     /// revalidation answered `304` copies them like a `200` copies
     /// [`CachedFile::fields`].
     pub not_modified_fields: Box<[u8]>,
-    /// The whole content.
-    pub body: Box<[u8]>,
+    /// The whole content. Shared, not owned: a response sent by reference
+    /// ([`crate::respond::CachedSend`]) holds it until its last byte is out,
+    /// even if the entry is evicted or invalidated meanwhile. `Arc` only
+    /// because a worker is built on the starting thread and then moved to
+    /// its own; every count is touched by that one thread, uncontended.
+    pub body: Arc<[u8]>,
     /// Which sidecars the file had when last checked (always none for a
     /// sidecar's own entry), so that a hit knows whether to negotiate without
     /// a system call.
@@ -293,8 +298,8 @@ pub struct CachedFile {
 /// A file to answer with, and where its bytes come from.
 #[derive(Debug)]
 pub enum FileBody<'a> {
-    /// The worker's in-memory copy: the body is appended after the head and
-    /// the whole response leaves in one `send`.
+    /// The worker's in-memory copy: the whole response leaves in one
+    /// system call, the body copied after the head or sent by reference.
     Cached(&'a CachedFile),
     /// The open file: its bytes go out with `sendfile`.
     Disk {
@@ -891,7 +896,7 @@ impl FileCache {
             facts,
             fields: facts.formatted(FileFacts::write_fields),
             not_modified_fields: facts.formatted(FileFacts::write_not_modified_fields),
-            body: body.into_boxed_slice(),
+            body: Arc::from(body),
             sidecars,
             identity: file.identity,
             checked_at: now,

@@ -11,7 +11,8 @@
 //!   │   │   │ head complete (or invalid: 4xx)    │  │
 //!   │   │   ▼                                    │  │
 //!   │   │ WritingResponse ──── file body ──► SendingFile
-//!   │   │   │ done                               │ done
+//!   │   │   │ head, and a body from memory       │ done
+//!   │   │   │ done                               │
 //!   │   │   ▼                                    ▼
 //!   │   │  (response finished: log line, then one of)
 //!   │   │   ├── keep-alive, bytes already buffered ──► ReadingRequest
@@ -34,12 +35,57 @@
 //! Each state holds exactly the data it needs, nothing else: the input buffer
 //! while a request is arriving or being answered (it also holds any
 //! pipelined request behind it), the response head and how much of it was
-//! written, the open file with its offset and remaining length. A state with
+//! written (with a cached body sent beside it, and how much of that), the
+//! open file with its offset and remaining length. A state with
 //! more than one piece of data carries it as one struct (`ProxyReading`,
 //! `Writing`, `Sending`), moved whole from handler to handler. `Idle` holds nothing: its
 //! buffers are back in the worker's pool. Starting the next request is
 //! assigning a new state, never resetting fields. Each state has one handler
 //! method, and every transition goes through `drive` (and `enter`).
+//!
+//! ## How a body leaves: copied, by reference, or by `sendfile`
+//! The head is formatted into a pooled output buffer. The body follows it
+//! one of three ways, by where its bytes are and how many there are
+//! ([`BodySend`] names the two that do not go through the buffer):
+//! - **Copied after the head**: status pages, and cached files shorter than
+//!   [`respond::MIN_CACHED_SEND_BYTES`] (8 KiB). The response is one buffer
+//!   and one `send`, and the answers to pipelined requests are appended to
+//!   the same buffer, so a whole batch leaves in one `send`.
+//! - **By reference, in the same `sendmsg` as the head**: cached files from
+//!   8 KiB up (the cache holds files up to 64 KiB). The body is the cache
+//!   entry's own bytes, shared (`Arc<[u8]>`): nothing is copied in user
+//!   space, and the kernel copies into the socket from one buffer that every
+//!   connection asking for that file shares and keeps hot, instead of from
+//!   each connection's own, cold, output buffer. A write the kernel takes
+//!   only part of resumes inside the head or the body (`Writing::advance`).
+//!   If the entry is evicted or the file changes meanwhile, the response
+//!   still holds the bytes its head announced until the last one is out.
+//!   Only the last response of a pipelined batch sends its body by
+//!   reference (with the batch, in the same `sendmsg`): one with a request
+//!   waiting behind it copies its body into the batch, which goes on. A
+//!   body by reference in the middle would end the batch, and a `sendmsg`
+//!   per response costs far more than the copy: 16 pipelined requests for
+//!   8 KiB cost 2.1 µs of CPU each copied into 64 KiB batches, 7.0 by
+//!   reference one `sendmsg` each (for 16 KiB, 4.1 against 6.7).
+//! - **`sendfile` after the head** (`SendingFile`): files not in the cache.
+//!
+//! Why these lines. A 16 KiB cached file served copied cost 10.7 µs of
+//! server CPU per request under `wrk -t1 -c256`, where `benches/ceiling.c`
+//! (a C loop writing canned responses from one hot buffer) needs 8.5; `perf`
+//! put 20.5 % of mioserve's time in the kernel's copy from our buffer into
+//! the socket and 4.2 % in our own copy into the output buffer. For the
+//! kernel alone, `send` from one hot buffer against `sendfile` (the ceiling
+//! in both modes, CPU µs per request) is 6.37 against 7.49 at 1 KiB, 7.82
+//! against 8.46 at 8 KiB, 8.39 against 9.19 at 16 KiB, 10.64 against 8.80
+//! at 32 KiB: from memory wins up to 16 KiB, and for the larger cached
+//! files a hit still saves the `open`, `fstat` and `close` that `sendfile`
+//! needs (see [`crate::cache`]). Copied against by reference, in mioserve
+//! (one worker without access log, `wrk -t1 -c256`, CPU µs per request,
+//! median of three alternating runs): 1 KiB 6.52 against 7.06, 4 KiB 7.05 against 7.18,
+//! 8 KiB 8.36 against 7.84, 16 KiB 8.85 against 8.42, 32 KiB 11.10 against
+//! 10.32, 64 KiB 18.32 against 17.18. Below 8 KiB the copy is cheaper than
+//! a second `iovec` and a batch that stops growing; from 8 KiB on, not
+//! copying wins.
 //!
 //! ## Invariants
 //! - **Drain to `WouldBlock`.** mio registers sockets edge-triggered: epoll
@@ -110,7 +156,7 @@ use crate::http::request::{self, first_line_span};
 use crate::http::{Parsed, Request, Span, Status};
 use crate::log::{AccessLog, LogEntry};
 use crate::proxy::{self, Cidr, HeaderStatus};
-use crate::respond::{self, Answer, Env, FileSend, Record, Site, StatusPage};
+use crate::respond::{self, Answer, BodySend, Env, FileSend, Record, Site, StatusPage};
 use crate::stats::WorkerStats;
 use crate::sys;
 use crate::timer::TimerSlot;
@@ -259,7 +305,8 @@ enum State {
     /// Reading a request head into the input buffer (which may also hold
     /// pipelined requests behind it).
     ReadingRequest(InputBuffer),
-    /// Writing the head (and a status page body, if any).
+    /// Writing the head, and a body from memory if there is one (a status
+    /// page, or a cached file: copied after the head, or by reference).
     WritingResponse(Writing),
     /// Sending a file body with `sendfile`.
     SendingFile(Sending),
@@ -292,12 +339,41 @@ struct Writing {
     input: InputBuffer,
     /// The request being answered.
     exchange: Exchange,
-    /// The response head (and in-memory body).
+    /// The response head (and a body copied after it); earlier pipelined
+    /// responses may precede it.
     output: Vec<u8>,
     /// Bytes of `output` already sent.
     written: usize,
-    /// The file to send once `output` is out.
-    file_body: Option<FileSend>,
+    /// The body that follows `output` from where it lies: a cached body
+    /// goes out with it, in the same system calls; a file, once `output` is
+    /// out, in `SendingFile`.
+    body: Option<BodySend>,
+}
+
+impl Writing {
+    /// Whether everything this state sends is out: the output buffer, and
+    /// the cached body that goes with it.
+    fn is_sent(&self) -> bool {
+        let body_sent = match &self.body {
+            Some(BodySend::Cached(cached)) => cached.unsent().is_empty(),
+            Some(BodySend::File(_)) | None => true,
+        };
+        self.written == self.output.len() && body_sent
+    }
+
+    /// Records that the kernel took `count` more bytes of the response, as
+    /// if the output buffer and the cached body were one: a write that ends
+    /// inside the output buffer leaves the body untouched, one that crosses
+    /// into the body resumes there.
+    fn advance(&mut self, count: usize) {
+        let from_output = count.min(self.output.len() - self.written);
+        self.written += from_output;
+        if let Some(BodySend::Cached(cached)) = &mut self.body {
+            let from_body = count - from_output;
+            cached.advance(from_body);
+            self.exchange.body_bytes += from_body as u64;
+        }
+    }
 }
 
 /// `SendingFile`'s data.
@@ -535,7 +611,8 @@ impl Connection {
                 written,
                 ..
             }) => {
-                exchange.body_bytes = written.saturating_sub(exchange.head_len) as u64;
+                // Plus the cached body's bytes, counted as they left.
+                exchange.body_bytes += written.saturating_sub(exchange.head_len) as u64;
                 log_exchange(self.peer, &input, &exchange, ctx);
                 ctx.pool.put_input(input);
                 ctx.pool.put_output(output);
@@ -782,8 +859,10 @@ impl Connection {
     /// Pipelining: while the answers so far are all in memory and the next
     /// request is already complete in the input buffer, it is answered into
     /// the same output buffer, so a batch of pipelined requests leaves in one
-    /// `send`. (Each batched response is logged when it is queued, with its
-    /// full length; only the last one is tracked to the byte.)
+    /// `send`. A cached body is copied into the batch, except the last one's,
+    /// which leaves by reference with the batch. (Each batched response is
+    /// logged when it is queued, with its full length; only the last one is
+    /// tracked to the byte.)
     fn begin_response(
         &mut self,
         mut input: InputBuffer,
@@ -792,17 +871,25 @@ impl Connection {
     ) -> State {
         let mut output = ctx.pool.take_output();
         loop {
-            let (exchange, file_body) = self.answer_one(&input, request, ctx, &mut output);
-            let batchable = file_body.is_none()
+            let (exchange, body) = self.answer_one(&input, request, ctx, &mut output);
+            let rest = &input.filled()[exchange.consumed..];
+            // Nothing pipelined (the usual case): no second parse. A file
+            // body ends the batch.
+            let batchable = !rest.is_empty()
+                && !matches!(body, Some(BodySend::File(_)))
                 && exchange.keep_alive
                 && !ctx.draining
                 && output.len() < MAX_BATCHED_OUTPUT_BYTES;
-            let rest = &input.filled()[exchange.consumed..];
-            // Nothing pipelined (the usual case): no second parse.
-            if batchable && !rest.is_empty() {
+            if batchable {
                 // The next request's spans are relative to `rest`, which is
                 // what `input.filled()` will be once this one is consumed.
                 if let Ok(Parsed::Complete(next)) = request::parse(rest) {
+                    // The batch goes on, so a cached body joins it as a
+                    // copy: sent by reference it would need a send of its
+                    // own (see "How a body leaves").
+                    if let Some(BodySend::Cached(cached)) = &body {
+                        output.extend_from_slice(cached.unsent());
+                    }
                     let queued = Exchange {
                         body_bytes: (output.len() - exchange.head_len) as u64,
                         ..exchange
@@ -818,7 +905,7 @@ impl Connection {
                 exchange,
                 output,
                 written: 0,
-                file_body,
+                body,
             });
         }
     }
@@ -830,7 +917,7 @@ impl Connection {
         request: Result<Request, Status>,
         ctx: &mut Context,
         output: &mut Vec<u8>,
-    ) -> (Exchange, Option<FileSend>) {
+    ) -> (Exchange, Option<BodySend>) {
         let env = Env {
             date: ctx.clock.http_date(),
             keep_alive: ctx.timeouts.keepalive,
@@ -873,13 +960,14 @@ impl Connection {
             body_bytes: 0,
             record: answer.record,
         };
-        (exchange, answer.file_body)
+        (exchange, answer.body)
     }
 
-    /// `WritingResponse`: write the head (and a status page), then go on to
-    /// the file body if there is one.
+    /// `WritingResponse`: write the output buffer (with a cached body by
+    /// reference, in the same `sendmsg`), then go on to the file body if
+    /// there is one.
     fn write_response(&mut self, mut writing: Writing, ctx: &mut Context) -> Transition {
-        while writing.written < writing.output.len() {
+        while !writing.is_sent() {
             if !self.readiness.writable {
                 return Transition::Wait(State::WritingResponse(writing));
             }
@@ -887,10 +975,18 @@ impl Connection {
             // MSG_MORE holds back a partial segment: with a file to follow,
             // the head shares its first TCP segment with the body; before a
             // close, the last bytes share theirs with the FIN.
-            let more_follows = writing.file_body.is_some() || !writing.exchange.keep_alive;
-            let result = sys::send(&self.socket, unsent, more_follows);
-            match self.account(Syscall::Send, result, unsent.len(), ctx) {
-                Transfer::Moved(count) => writing.written += count,
+            let closing = !writing.exchange.keep_alive;
+            let (result, asked) = match &writing.body {
+                Some(BodySend::Cached(cached)) => {
+                    let body = cached.unsent();
+                    let result = sys::send_pair(&self.socket, unsent, body, closing);
+                    (result, unsent.len() + body.len())
+                }
+                Some(BodySend::File(_)) => (sys::send(&self.socket, unsent, true), unsent.len()),
+                None => (sys::send(&self.socket, unsent, closing), unsent.len()),
+            };
+            match self.account(Syscall::Send, result, asked, ctx) {
+                Transfer::Moved(count) => writing.advance(count),
                 Transfer::Nothing => {}
                 Transfer::Failed => {
                     return Transition::Close(Leftover::Held(State::WritingResponse(writing)));
@@ -901,18 +997,20 @@ impl Connection {
             input,
             mut exchange,
             output,
-            file_body,
+            body,
             ..
         } = writing;
-        exchange.body_bytes = (output.len() - exchange.head_len) as u64;
+        exchange.body_bytes += (output.len() - exchange.head_len) as u64;
         ctx.pool.put_output(output);
-        match file_body {
-            Some(body) => Transition::Next(State::SendingFile(Sending {
+        match body {
+            Some(BodySend::File(body)) => Transition::Next(State::SendingFile(Sending {
                 input,
                 exchange,
                 body,
             })),
-            None => self.finish_exchange(input, exchange, ctx),
+            // A cached body is out with the buffer; dropping it here lets
+            // go of the entry's bytes.
+            Some(BodySend::Cached(_)) | None => self.finish_exchange(input, exchange, ctx),
         }
     }
 
@@ -1089,6 +1187,9 @@ mod tests {
 
     use mio::{Events, Poll};
 
+    use crate::cache::MAX_CACHED_FILE_BYTES;
+    use crate::respond::{CachedSend, MIN_CACHED_SEND_BYTES};
+
     struct Harness {
         poll: Poll,
         events: Events,
@@ -1194,9 +1295,9 @@ mod tests {
         bytes.windows(9).filter(|w| w == b"HTTP/1.1 ").count()
     }
 
-    /// One connection state of every kind, with placeholder data.
-    fn every_state() -> Vec<State> {
-        let exchange = || Exchange {
+    /// An exchange with placeholder data.
+    fn exchange() -> Exchange {
+        Exchange {
             request_line: Span::default(),
             consumed: 0,
             status: Status::Ok,
@@ -1205,7 +1306,11 @@ mod tests {
             head_len: 0,
             body_bytes: 0,
             record: Record::Logged,
-        };
+        }
+    }
+
+    /// One connection state of every kind, with placeholder data.
+    fn every_state() -> Vec<State> {
         vec![
             State::Idle,
             State::ReadingRequest(InputBuffer::new()),
@@ -1214,7 +1319,7 @@ mod tests {
                 exchange: exchange(),
                 output: Vec::new(),
                 written: 0,
-                file_body: None,
+                body: None,
             }),
             State::SendingFile(Sending {
                 input: InputBuffer::new(),
@@ -1233,6 +1338,17 @@ mod tests {
         ]
     }
 
+    /// Every transition moves the state (out of the connection, through a
+    /// `Transition`, back in). Up to 128 bytes the compiler does that with a
+    /// few inline instructions; beyond, each move is a call to `memcpy`,
+    /// about 70 instructions per request on the hot path (`benches/
+    /// instructions.py`). `InputBuffer` and `CachedSend` keep `u32` offsets
+    /// for this.
+    #[test]
+    fn the_connection_state_fits_in_128_bytes() {
+        assert!(size_of::<State>() <= 128, "{} bytes", size_of::<State>());
+    }
+
     /// `STATE_NAMES` and `State::index` are written by hand; the variant
     /// names `Debug` prints are the compiler's. Every index is used once,
     /// and each names its own variant.
@@ -1247,6 +1363,132 @@ mod tests {
             let variant = debug.split('(').next().unwrap();
             assert_eq!(state.name(), variant, "{debug}");
         }
+    }
+
+    #[test]
+    fn a_partial_write_resumes_within_the_head_or_the_cached_body() {
+        let mut writing = Writing {
+            input: InputBuffer::new(),
+            exchange: Exchange {
+                head_len: 4,
+                ..exchange()
+            },
+            output: b"HEAD".to_vec(),
+            written: 0,
+            // A range, bytes 2..9 of the entry.
+            body: Some(BodySend::Cached(CachedSend::new(
+                Arc::from(&b"0123456789"[..]),
+                2,
+                9,
+            ))),
+        };
+        let unsent = |writing: &Writing| {
+            let Some(BodySend::Cached(cached)) = &writing.body else {
+                unreachable!()
+            };
+            let head = &writing.output[writing.written..];
+            (head.to_vec(), cached.unsent().to_vec())
+        };
+        // Within the head: the body is untouched.
+        writing.advance(3);
+        assert_eq!(unsent(&writing), (b"D".to_vec(), b"2345678".to_vec()));
+        // Across the boundary: the rest of the head and two body bytes.
+        writing.advance(3);
+        assert_eq!(unsent(&writing), (Vec::new(), b"45678".to_vec()));
+        assert_eq!(writing.exchange.body_bytes, 2);
+        assert!(!writing.is_sent());
+        // Within the body, to its end.
+        writing.advance(5);
+        assert!(writing.is_sent());
+        assert_eq!(writing.exchange.body_bytes, 7);
+    }
+
+    #[test]
+    fn a_pipelined_batch_copies_its_cached_bodies_but_the_last() {
+        let body: Vec<u8> = (0..MIN_CACHED_SEND_BYTES)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut h = Harness::new(&[("c.bin", &body)]);
+        let request = b"GET /c.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+        // Twice, whatever the cache's admission rule: the file is in memory.
+        for _ in 0..2 {
+            h.client.write_all(request).unwrap();
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        let mut input = InputBuffer::new();
+        let pipelined = [&request[..], &request[..]].concat();
+        input.spare_mut()[..pipelined.len()].copy_from_slice(&pipelined);
+        input.fill(pipelined.len());
+        let Ok(Parsed::Complete(first)) = request::parse(input.filled()) else {
+            panic!("the request does not parse");
+        };
+        let State::WritingResponse(writing) =
+            h.connection.begin_response(input, Ok(first), &mut h.ctx)
+        else {
+            panic!("expected WritingResponse");
+        };
+        // One batch: the first response whole, copied; the second's head.
+        assert_eq!(count_responses(&writing.output), 2);
+        assert!(writing.output.windows(body.len()).any(|w| w == body));
+        assert!(writing.output.ends_with(b"\r\n\r\n"));
+        let Some(BodySend::Cached(last)) = &writing.body else {
+            panic!("the last body should leave by reference");
+        };
+        assert!(last.unsent() == body);
+    }
+
+    #[test]
+    fn a_cached_body_sent_by_reference_outlives_its_entry() {
+        let len = MAX_CACHED_FILE_BYTES as usize;
+        let contents: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut h = Harness::new(&[("c.bin", &contents)]);
+        // Small socket buffers on both sides: the body cannot leave at once.
+        socket2::SockRef::from(&h.client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&h.connection.socket)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        h.client
+            .write_all(b"GET /c.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(h.pump(), Outcome::Open);
+        let State::WritingResponse(Writing {
+            body: Some(BodySend::Cached(cached)),
+            ..
+        }) = &h.connection.state
+        else {
+            panic!("expected a cached body by reference, got {}", h.state());
+        };
+        assert!(!cached.unsent().is_empty(), "the body left at once");
+        // The entry goes, as an invalidation or an eviction would take it,
+        // and the file changes: the response keeps the bytes its head
+        // announced.
+        h.ctx.cache = FileCache::default();
+        std::fs::write(h.root.path().join("c.bin"), vec![b'x'; len]).unwrap();
+
+        let reader = std::thread::spawn({
+            let mut client = h.client.try_clone().unwrap();
+            move || {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    client.read_exact(&mut byte).unwrap();
+                    head.push(byte[0]);
+                }
+                let mut body = vec![0; len];
+                client.read_exact(&mut body).unwrap();
+                body
+            }
+        });
+        for _ in 0..50 {
+            if h.state() == "Idle" {
+                break;
+            }
+            assert_eq!(h.pump(), Outcome::Open);
+        }
+        assert_eq!(h.state(), "Idle", "the transfer stalled");
+        assert!(reader.join().unwrap() == contents);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Given a parsed request (or the reason it could not be parsed), this module
 //! picks the status, writes the response head into the connection's output
 //! buffer, and says what follows the head: nothing, a body already appended
-//! after the head (a status page, one of the server's own answers, or a file
-//! from the worker's [`FileCache`]), or a file to send with `sendfile`.
+//! after the head (a status page, one of the server's own answers, or a small
+//! file from the worker's [`FileCache`]), a larger cached file's bytes to
+//! send by reference, or a file to send with `sendfile` ([`BodySend`]).
 //! It never touches the socket: the connection's state machine does the I/O.
 //! Where a file's bytes come from is the cache's business
 //! ([`FileCache::serve`], which also picks a precompressed sidecar by
@@ -262,6 +263,75 @@ pub struct FileSend {
     pub remaining: u64,
 }
 
+/// A cached body (or a range of it) still to be sent straight from the
+/// cache entry's bytes, and how far we got. The bytes are shared with the
+/// entry, so an entry evicted or invalidated while its body is on the way
+/// out stays whole for this response: the client gets the version its head
+/// announced.
+///
+/// The offsets are `u32`: a cached body is at most
+/// [`crate::cache::MAX_CACHED_FILE_BYTES`]. That keeps [`BodySend`] at 32
+/// bytes and a connection's state within 128, which the compiler moves with
+/// a few inline instructions on every transition instead of a call to
+/// `memcpy` (a test in `connection` holds it there).
+#[derive(Debug)]
+pub struct CachedSend {
+    /// The entry's whole body.
+    bytes: Arc<[u8]>,
+    /// Index of the next byte to send.
+    offset: u32,
+    /// Index one past the last byte to send.
+    end: u32,
+}
+
+impl CachedSend {
+    /// `bytes[offset..end]` of a cache entry's body, still to send.
+    pub fn new(bytes: Arc<[u8]>, offset: usize, end: usize) -> CachedSend {
+        debug_assert!(offset <= end && end <= bytes.len() && end <= u32::MAX as usize);
+        CachedSend {
+            bytes,
+            offset: offset as u32,
+            end: end as u32,
+        }
+    }
+
+    /// The bytes still to send.
+    pub fn unsent(&self) -> &[u8] {
+        &self.bytes[self.offset as usize..self.end as usize]
+    }
+
+    /// Records that the kernel took the next `count` bytes.
+    pub fn advance(&mut self, count: usize) {
+        debug_assert!(count <= self.unsent().len());
+        self.offset += count as u32;
+    }
+}
+
+/// A body that does not go through the output buffer: it follows the head
+/// from where it already lies.
+#[derive(Debug)]
+pub enum BodySend {
+    /// A file's bytes, with `sendfile` once the output buffer is out.
+    File(FileSend),
+    /// A cache entry's bytes, by reference, in the same `sendmsg` as the
+    /// head (see [`MIN_CACHED_SEND_BYTES`]).
+    Cached(CachedSend),
+}
+
+/// Cached bodies of at least this many bytes leave by reference
+/// ([`BodySend::Cached`]) instead of being copied after the head into the
+/// connection's output buffer.
+///
+/// The copy costs a `memcpy` into a per-connection buffer, and the kernel
+/// then copies that same, now cold, buffer into the socket; by reference the
+/// kernel copies from the cache entry, which every connection shares and
+/// which stays hot. But a two-piece `sendmsg` costs a little more than a
+/// `send`: for small bodies the copy is cheaper. The figures (CPU per
+/// request, copied against by reference, 1 to 64 KiB) are in
+/// [`crate::connection`], "How a body leaves", and why a pipelined batch
+/// copies all but its last body whatever their size.
+pub const MIN_CACHED_SEND_BYTES: usize = 8 * 1024;
+
 /// The decision for one request. The head (and any in-memory body) is in the
 /// output buffer passed to [`answer`].
 #[derive(Debug)]
@@ -272,8 +342,8 @@ pub struct Answer {
     pub keep_alive: bool,
     /// Bytes of the output buffer that are the head; the rest is body.
     pub head_len: usize,
-    /// A file to send after the output buffer.
-    pub file_body: Option<FileSend>,
+    /// A body to send after the output buffer, from where it lies.
+    pub body: Option<BodySend>,
     /// How the exchange is accounted for once the response is out.
     pub record: Record,
 }
@@ -462,7 +532,7 @@ impl StatusPage<'_> {
             status: self.status,
             keep_alive,
             head_len,
-            file_body: None,
+            body: None,
             record: Record::Logged,
         }
     }
@@ -546,25 +616,35 @@ fn answer_file(
     let sends_body = matches!(status, Status::Ok | Status::PartialContent)
         && request.method == Method::Get
         && len > 0;
-    let file_body = match body {
+    let body = match body {
         _ if !sends_body => None,
         FileBody::Cached(cached) => {
-            // `first + len` lies within the body: the range was clamped to
-            // the file's length, which is the cached body's length.
-            out.extend_from_slice(&cached.body[first as usize..(first + len) as usize]);
-            None
+            // The range lies within the body (it was clamped to the file's
+            // length, which is the cached body's length), and a cached body
+            // is small: the bounds fit a `usize`.
+            let (offset, end) = (first as usize, (first + len) as usize);
+            if end - offset >= MIN_CACHED_SEND_BYTES {
+                Some(BodySend::Cached(CachedSend::new(
+                    Arc::clone(&cached.body),
+                    offset,
+                    end,
+                )))
+            } else {
+                out.extend_from_slice(&cached.body[offset..end]);
+                None
+            }
         }
-        FileBody::Disk { file, .. } => Some(FileSend {
+        FileBody::Disk { file, .. } => Some(BodySend::File(FileSend {
             file,
             offset: first,
             remaining: len,
-        }),
+        })),
     };
     Answer {
         status,
         keep_alive,
         head_len,
-        file_body,
+        body,
         record: Record::Logged,
     }
 }
@@ -607,7 +687,7 @@ fn answer_options(
         status: Status::NoContent,
         keep_alive,
         head_len: out.len(),
-        file_body: None,
+        body: None,
         record: Record::Logged,
     }
 }
@@ -658,7 +738,7 @@ fn answer_listing(
         status,
         keep_alive,
         head_len,
-        file_body: None,
+        body: None,
         record: Record::Logged,
     }
 }
@@ -702,7 +782,7 @@ fn answer_own(
         status,
         keep_alive,
         head_len,
-        file_body: None,
+        body: None,
         record,
     }
 }

@@ -18,9 +18,9 @@
 //! must see every `WouldBlock` to re-arm its notifications. On Linux mio is a
 //! thin layer over epoll in edge-triggered mode: readiness is tracked by the
 //! kernel, not by mio, and an edge fires whenever the socket's state changes,
-//! no matter which system call drained or filled it. So `send(MSG_MORE)` and
-//! `sendfile(2)` on a socket registered with mio behave exactly like mio's
-//! own `write`. This crate is Linux-only for that reason.
+//! no matter which system call drained or filled it. So `send(MSG_MORE)`,
+//! `sendmsg` and `sendfile(2)` on a socket registered with mio behave exactly
+//! like mio's own `write`. This crate is Linux-only for that reason.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -57,6 +57,43 @@ pub fn send(socket: impl AsFd, bytes: &[u8], more_follows: bool) -> io::Result<u
             flags,
         )
     };
+    check(ret as libc::c_long)
+}
+
+/// Writes `head` and then `body` to a socket in one `sendmsg`, as if they
+/// were one buffer: a response head from the connection's output buffer and
+/// a body that stays where it lies (a cache entry), without copying one
+/// beside the other first. The same flags as [`send`]: `MSG_NOSIGNAL`, and
+/// `MSG_MORE` when `more_follows` (a FIN after the last bytes). std's
+/// `write_vectored` would be `writev`, which takes no flags.
+pub fn send_pair(
+    socket: impl AsFd,
+    head: &[u8],
+    body: &[u8],
+    more_follows: bool,
+) -> io::Result<usize> {
+    let socket: BorrowedFd<'_> = socket.as_fd();
+    let flags = libc::MSG_NOSIGNAL | if more_follows { libc::MSG_MORE } else { 0 };
+    let mut pieces = [
+        libc::iovec {
+            iov_base: head.as_ptr().cast_mut().cast(),
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr().cast_mut().cast(),
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths): no
+    // address, no control data.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = pieces.as_mut_ptr();
+    message.msg_iovlen = pieces.len();
+    // SAFETY: `message` points at `pieces`, two `iovec`s that describe the
+    // live, initialised slices `head` and `body`, which the kernel only
+    // reads (the `*mut` is the C type's, not a licence to write); all of
+    // them outlive the call. `socket` is a `BorrowedFd`, open for the call.
+    let ret = unsafe { libc::sendmsg(socket.as_raw_fd(), &message, flags) };
     check(ret as libc::c_long)
 }
 

@@ -20,9 +20,16 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+/// A small body copied into the output buffer, a 404 page, and a body large
+/// enough to leave by reference from its cache entry (`large.bin`).
 const PIPELINED: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n\
 GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n\
-GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n";
+GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n\
+GET /large.bin HTTP/1.1\r\nHost: localhost\r\n\r\n";
+/// Requests per [`exchange`] of `REQUEST` and one of `PIPELINED`.
+const REQUESTS_PER_ROUND: usize = 5;
+/// The size of `large.bin`.
+const LARGE_BYTES: usize = 16 * 1024;
 
 /// Sends `request` and reads exactly `response_len` bytes, without allocating.
 fn exchange(stream: &mut TcpStream, request: &[u8], response_len: usize, buffer: &mut [u8]) {
@@ -60,6 +67,7 @@ fn serving_a_warm_worker_allocates_nothing() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("index.html"), vec![b'x'; 1024]).unwrap();
     std::fs::write(root.path().join("style.css"), b"body { color: teal }").unwrap();
+    std::fs::write(root.path().join("large.bin"), vec![b'y'; LARGE_BYTES]).unwrap();
     let log = root.path().join("access.log");
     let mut config = Config::new(root.path());
     config.port = 0;
@@ -71,7 +79,10 @@ fn serving_a_warm_worker_allocates_nothing() {
     let mut buffer = vec![0u8; 64 * 1024];
     let single = response_len(&mut stream, REQUEST, &mut buffer);
     let batch = response_len(&mut stream, PIPELINED, &mut buffer);
-    assert!(single > 1024 && batch > single, "{single} {batch}");
+    assert!(
+        single > 1024 && batch > single + LARGE_BYTES,
+        "{single} {batch}"
+    );
     // Warm up: pools, cache, timer heap and log buffer reach their size.
     for _ in 0..2_000 {
         exchange(&mut stream, REQUEST, single, &mut buffer);
@@ -89,10 +100,10 @@ fn serving_a_warm_worker_allocates_nothing() {
     drop(stream);
     server.shutdown().unwrap();
 
-    let requests = rounds * 4;
+    let requests = rounds * REQUESTS_PER_ROUND;
     // Dates are reformatted into fixed arrays, log flushes reuse their
     // buffer, timer entries reuse the heap's capacity: nothing allocates.
     assert_eq!(allocations, 0, "heap allocations for {requests} requests");
     let lines = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert_eq!(lines, 4 + 2_000 * 4 + requests);
+    assert_eq!(lines, (1 + 2_000 + rounds) * REQUESTS_PER_ROUND);
 }
