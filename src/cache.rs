@@ -1,6 +1,8 @@
 //! The open-file cache: small, hot files kept in memory per worker, so that
 //! serving one costs no `open`, `fstat`, `sendfile` or `close`: the whole
-//! response (head and body) leaves in a single `send`.
+//! response (head and body) leaves in a single `send` (a body of
+//! `respond::MIN_CACHED_SEND_BYTES` or more by reference, beside the head, in
+//! one `sendmsg`: see `connection.rs`, "How a body leaves").
 //!
 //! [`FileCache::serve`] is the one call a request makes: it answers a decoded
 //! path with a [`FileBody`] from memory when it can, and otherwise looks the
