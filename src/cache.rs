@@ -157,10 +157,17 @@ const WATCHED_CHANGES: u32 =
     libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVE_SELF | libc::IN_DELETE_SELF;
 
 /// Requests the [`FrequencySketch`] counts before it halves every count
-/// (TinyLFU's sample): ten times the entries, so that a file asked for once
-/// per [`MAX_CACHED_FILES`] requests or more often is seen at least twice
-/// per sample.
-const SKETCH_SAMPLE: usize = 10 * MAX_CACHED_FILES;
+/// (TinyLFU's sample): a file must be asked for about once per 2,560
+/// requests or more often to enter a full cache. Deliberately not tied to
+/// the cache's size (TinyLFU's papers suggest ten times the entries): every
+/// admission into a full cache costs an `inotify_add_watch`, a `read`, an
+/// eviction's `inotify_rm_watch` and its `IN_IGNORED` event, and with a
+/// sample of 10 × 8,192 a uniform load over 100,000 files (0.8 requests per
+/// file per sample) let enough files through to cost 16.3 µs of CPU per
+/// request against 14.0 with this sample (one worker, `wrk -c256`, access
+/// log on, `docs/benchmarks.md`, "Misses"). A file popular enough to matter
+/// is asked for far more often than that.
+const SKETCH_SAMPLE: usize = 5 * 1024;
 
 /// Rows of the [`FrequencySketch`]: a key's estimate is too high only if
 /// other keys share its counter in every row.
@@ -170,7 +177,7 @@ const SKETCH_ROWS: usize = 4;
 /// least three times [`SKETCH_SAMPLE`]. With that many requests of distinct
 /// keys recorded, at most a third of a row's counters are taken, so a key
 /// never asked for shares a counter in all four rows about once in 100 times
-/// (256 Ki counters a row: 512 KiB per worker).
+/// (16 Ki counters a row: 32 KiB per worker).
 const SKETCH_WIDTH: usize = (3 * SKETCH_SAMPLE).next_power_of_two();
 
 /// Odd multipliers, one per row of the [`FrequencySketch`]: a row's column
@@ -1375,14 +1382,17 @@ mod tests {
         let (names, _dir, root) = numbered_site(MAX_CACHED_FILES + 100, b"x");
         let (cached_names, newcomers) = names.split_at(MAX_CACHED_FILES);
         let mut cache = FileCache::default();
-        // Every entry is asked for three times. The first newcomer asked for
-        // twice moves the hand once round the ring, clearing every mark: f0 is
-        // then the next to be evicted, with nothing to save it but its
-        // frequency.
         for name in cached_names {
-            for _ in 0..3 {
-                cached(serve(&mut cache, &root, name, now));
-            }
+            cached(serve(&mut cache, &root, name, now));
+        }
+        // No entry has been hit, so the hand's first victim is f0, the first
+        // in. Filling took more than a sample (its counts are halved away);
+        // f0 is now asked for three times, counted in the sketch as its
+        // requests are, but without the hit that would give it CLOCK's
+        // second chance: nothing saves it but its frequency.
+        let f0 = cache.entries.hasher().hash_one(&b"f0"[..]);
+        for _ in 0..3 {
+            cache.frequencies.record(f0);
         }
         // A stream of files asked for once (a uniform load over a large
         // tree) never gets in; asked for twice, still less often than f0.
