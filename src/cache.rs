@@ -111,12 +111,14 @@
 //! cannot displace them.
 //!
 //! ## Hashing the key
-//! Every request hashes its key (a hit looks it up twice: once to check
-//! freshness, once to serve). The standard library's SipHash cost about 220
-//! instructions per lookup of a short path, more than parsing the request;
-//! with foldhash (hashbrown's own default, randomly seeded per table) a hit
-//! costs about 400 instructions less (callgrind, `benches/instructions.py`). Its weaker resistance to chosen collisions does not
-//! matter here: a client chooses the keys it *looks up*, but only the names
+//! Every request hashes its key three times: once for the frequency sketch,
+//! and a hit looks it up twice (once to check freshness, once to serve; the
+//! standard library's `HashMap` takes no precomputed hash). The standard
+//! library's SipHash cost about 220 instructions per lookup of a short path,
+//! more than parsing the request; with foldhash (hashbrown's own default,
+//! randomly seeded per table) a hit costs about 400 instructions less
+//! (callgrind, `benches/instructions.py`). Its weaker resistance to chosen
+//! collisions does not matter here: a client chooses the keys it *looks up*, but only the names
 //! of files that exist get *into* the table, at most [`MAX_CACHED_FILES`] of
 //! them, so no request can make a chain of colliding entries.
 

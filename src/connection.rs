@@ -1289,6 +1289,37 @@ mod tests {
             self.client.read_exact(&mut received).unwrap();
             received
         }
+
+        /// A client thread that reads one response head and then `len`
+        /// body bytes, returning the body: a reader that frees the socket
+        /// buffers while the test pumps the connection.
+        fn body_reader(&self, len: usize) -> std::thread::JoinHandle<Vec<u8>> {
+            let mut client = self.client.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0];
+                    client.read_exact(&mut byte).unwrap();
+                    head.push(byte[0]);
+                }
+                let mut body = vec![0; len];
+                client.read_exact(&mut body).unwrap();
+                body
+            })
+        }
+
+        /// Pumps until the response is out and the connection idle. Each
+        /// pump returns after 200 ms without events: a lost writable event
+        /// fails here instead of hanging.
+        fn pump_until_idle(&mut self) {
+            for _ in 0..50 {
+                if self.state() == "Idle" {
+                    break;
+                }
+                assert_eq!(self.pump(), Outcome::Open);
+            }
+            assert_eq!(self.state(), "Idle", "the transfer stalled");
+        }
     }
 
     fn count_responses(bytes: &[u8]) -> usize {
@@ -1467,27 +1498,8 @@ mod tests {
         h.ctx.cache = FileCache::default();
         std::fs::write(h.root.path().join("c.bin"), vec![b'x'; len]).unwrap();
 
-        let reader = std::thread::spawn({
-            let mut client = h.client.try_clone().unwrap();
-            move || {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0];
-                    client.read_exact(&mut byte).unwrap();
-                    head.push(byte[0]);
-                }
-                let mut body = vec![0; len];
-                client.read_exact(&mut body).unwrap();
-                body
-            }
-        });
-        for _ in 0..50 {
-            if h.state() == "Idle" {
-                break;
-            }
-            assert_eq!(h.pump(), Outcome::Open);
-        }
-        assert_eq!(h.state(), "Idle", "the transfer stalled");
+        let reader = h.body_reader(len);
+        h.pump_until_idle();
         assert!(reader.join().unwrap() == contents);
     }
 
@@ -1540,29 +1552,8 @@ mod tests {
         // write interest, without which no writable event would ever come.
         assert!(h.connection.watching_writes);
 
-        let reader = std::thread::spawn({
-            let mut client = h.client.try_clone().unwrap();
-            move || {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut byte = [0];
-                    client.read_exact(&mut byte).unwrap();
-                    head.push(byte[0]);
-                }
-                let mut body = vec![0; len];
-                client.read_exact(&mut body).unwrap();
-                body
-            }
-        });
-        // Each pump returns after 200 ms without events: a lost writable
-        // event fails here instead of hanging.
-        for _ in 0..50 {
-            if h.state() == "Idle" {
-                break;
-            }
-            assert_eq!(h.pump(), Outcome::Open);
-        }
-        assert_eq!(h.state(), "Idle", "the transfer stalled");
+        let reader = h.body_reader(len);
+        h.pump_until_idle();
         assert!(reader.join().unwrap() == contents);
     }
 

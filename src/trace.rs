@@ -98,14 +98,17 @@ pub struct ConnectionId {
 pub enum Syscall {
     /// `read(2)` of the request (or of bytes discarded while lingering).
     Read,
-    /// `send(2)` of the response head and any in-memory body.
+    /// `send(2)` of the response head and any in-memory body; also the
+    /// `sendmsg(2)` that sends a head with a cached body by reference
+    /// (`sys::send_pair`): one call of the same kind, traced by one name.
     Send,
     /// `sendfile(2)` of a file body.
     Sendfile,
 }
 
 impl Syscall {
-    /// The call's name, as strace would print it.
+    /// The call's name, as strace would print it (`send` for a two-piece
+    /// `sendmsg` too).
     pub fn name(self) -> &'static str {
         match self {
             Syscall::Read => "read",
