@@ -82,3 +82,13 @@ def make_working_set(root: Path) -> dict[str, bytes]:
         if i % (WORKING_SET_FILES // 4) == 0 or i == WORKING_SET_FILES - 1:
             sample[url] = data
     return sample
+
+
+def read_working_set(root: Path) -> None:
+    """Read every working-set file under `root` once, so the page cache and
+    the kernel's dentry and inode caches hold all of them before a
+    measurement (writing them leaves their pages cached, but a machine short
+    of memory may have dropped some since, and then the first server to ask
+    would pay for the disk)."""
+    for i in range(WORKING_SET_FILES):
+        (root / working_set_url(i).lstrip("/")).read_bytes()
