@@ -28,7 +28,9 @@
 //! still waiting in their accept queues are reset, unless
 //! `net.ipv4.tcp_migrate_req = 1` (Linux 5.14, per network namespace): then
 //! the kernel moves them to a surviving socket of the group, the new
-//! server's. docs/deploy.md ("Restarts") has the procedure.
+//! server's. Only a handshake that completes during the close itself is
+//! still reset, by the kernel (docs/deploy.md, "Restarts", has the race and
+//! the procedure).
 //!
 //! ## Sockets inherited from systemd (socket activation)
 //! With a `.socket` unit, systemd binds the port itself and passes the

@@ -3,7 +3,8 @@
 //!
 //! wrk runs until it is stopped (`-d 600s`), so the load lasts exactly as long as the
 //! test's scenario; SIGINT makes it print its report. It counts every failure a client
-//! can see: connections refused, reads that met an end of stream or a reset instead of a
+//! can see: connections refused, requests that could not be written because the
+//! connection was reset first, reads that met an end of stream or a reset instead of a
 //! response (`Socket errors: connect N, read N, write N, timeout N`), and answers other
 //! than 2xx or 3xx (`Non-2xx or 3xx responses: N`). It prints those lines only when the
 //! count is not zero.
@@ -100,12 +101,28 @@ impl WrkReport {
     /// Every request that failed: socket errors of each kind, and answers that were not
     /// 2xx or 3xx.
     pub fn failures(&self) -> u64 {
-        let socket_errors: u64 = self
-            .line_with("Socket errors:")
-            .map(|line| line.split(',').map(last_number).sum())
-            .unwrap_or(0);
+        let socket_errors: u64 = ["connect", "read", "write", "timeout"]
+            .into_iter()
+            .map(|kind| self.socket_errors(kind))
+            .sum();
         let non_2xx = self.line_with("Non-2xx or 3xx").map_or(0, last_number);
         socket_errors + non_2xx
+    }
+
+    /// wrk's count of one kind of socket error: `connect`, `read`, `write` (the connection
+    /// was reset before the request was written) or `timeout`.
+    pub fn socket_errors(&self, kind: &str) -> u64 {
+        let Some((_, counts)) = self
+            .line_with("Socket errors:")
+            .and_then(|line| line.split_once(':'))
+        else {
+            return 0;
+        };
+        counts
+            .split(',')
+            .filter_map(|count| count.trim().split_once(' '))
+            .find(|(name, _)| *name == kind)
+            .map_or(0, |(_, n)| n.parse().unwrap_or(0))
     }
 
     fn line_with(&self, needle: &str) -> Option<&str> {
