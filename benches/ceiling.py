@@ -246,7 +246,7 @@ def main() -> int:
             check_working_set(servers, shapes, working_set)
 
         if shapes:
-            measure_shapes(tools, servers, validators, shapes, args)
+            measure_shapes(tools, servers, validators, shapes, root, args)
         if args.downloads:
             measure_downloads(tools, servers, tmp, args)
         if args.tails:
@@ -272,6 +272,7 @@ def measure_shapes(
     servers: dict[str, Server],
     validators: dict,
     shapes: dict[str, Shape],
+    root: Path,
     args: argparse.Namespace,
 ) -> None:
     """wrk against each shape's ceilings and real servers, alternating;
@@ -285,6 +286,9 @@ def measure_shapes(
             contenders = [(c.label, c.name) for c in shape.ceilings] + [(name, name) for name in shape.real_servers]
             for label, name in contenders:
                 server = servers[name]
+                if mirrored.lua_args:
+                    # The host may have dropped the files' pages since the last run.
+                    read_working_set(root)
                 wait_for_quiet(QUIET_WAIT_S)
                 command = mirrored.wrk_command(tools["wrk"], server, args.duration, validators.get(name, []))
                 result, text = run_wrk(command, server, args.duration)

@@ -65,7 +65,7 @@ from pathlib import Path
 from benchlib import suite_report
 from benchlib.cpu import NOISY_OTHER_CORES, add_noise_arguments, wait_for_quiet
 from benchlib.downloads import run_downloads
-from benchlib.fixtures import DOWNLOAD_FILE_BYTES, make_fixture_root, make_working_set
+from benchlib.fixtures import DOWNLOAD_FILE_BYTES, make_fixture_root, make_working_set, read_working_set
 from benchlib.host import CORES, DOCS, cargo_build, ensure_installed, log, raise_open_files_limit, tool_version
 from benchlib.idle import measure_next_to_idle
 from benchlib.load import LoadResult
@@ -400,6 +400,10 @@ def measure_all(session: Session) -> None:
                     log(f"{name} has exited ({server.proc.returncode}); skipping\n{server.log_tail()}")
                     continue
                 for attempt in range(1, args.retries + 2):
+                    if scenario.lua_args:
+                        # The host may have dropped the files' pages since the
+                        # last run (a first server asking would pay the disk).
+                        read_working_set(session.root)
                     session.quiet()
                     run = measure_once(session, name, scenario, round_number, attempt)
                     session.runs.append(run)
