@@ -38,7 +38,7 @@
 //! A file is watched before it is read into memory, so a change during the
 //! read is reported and drops the new entry; a file that shrinks while being
 //! read is not cached at all, and that request is answered from the open
-//! file.
+//! file, with `sendfile`.
 //!
 //! ## Precompressed files
 //! With `--precompressed` a file may have sidecars (`style.css.br`, `.zst`,
@@ -312,8 +312,7 @@ pub enum FileBody<'a> {
     /// The worker's in-memory copy: the whole response leaves in one
     /// system call, the body copied after the head or sent by reference.
     Cached(&'a CachedFile),
-    /// The open file: its bytes are read after the head, or go out with
-    /// `sendfile` (see `respond::MAX_READ_BODY_BYTES`).
+    /// The open file: its bytes go out with `sendfile`.
     Disk {
         /// The file, open for reading.
         file: File,

@@ -43,9 +43,9 @@
 //! assigning a new state, never resetting fields. Each state has one handler
 //! method, and every transition goes through `drive` (and `enter`).
 //!
-//! ## How a body leaves: copied, by reference, read, or by `sendfile`
+//! ## How a body leaves: copied, by reference, or by `sendfile`
 //! The head is formatted into a pooled output buffer. The body follows it
-//! one of four ways, by where its bytes are and how many there are
+//! one of three ways, by where its bytes are and how many there are
 //! ([`BodySend`] names the two that do not go through the buffer):
 //! - **Copied after the head**: status pages, and cached files shorter than
 //!   [`respond::MIN_CACHED_SEND_BYTES`] (8 KiB). The response is one buffer
@@ -67,12 +67,7 @@
 //!   per response costs far more than the copy: 16 pipelined requests for
 //!   8 KiB cost 2.1 µs of CPU each copied into 64 KiB batches, 7.0 by
 //!   reference one `sendmsg` each (for 16 KiB, 4.1 against 6.7).
-//! - **Read after the head**: files not in the cache (a miss the cache did
-//!   not admit) of at most [`respond::MAX_READ_BODY_BYTES`] (16 KiB) are
-//!   `pread` into the output buffer behind the head, and leave like a copied
-//!   cached body: one `send`, pipelined batches included.
-//! - **`sendfile` after the head** (`SendingFile`): larger files not in the
-//!   cache.
+//! - **`sendfile` after the head** (`SendingFile`): files not in the cache.
 //!
 //! Why these lines. A 16 KiB cached file served copied cost 10.7 µs of
 //! server CPU per request under `wrk -t1 -c256`, where `benches/ceiling.c`

@@ -36,7 +36,6 @@ use crate::http::validators::{self, EntityTag};
 use crate::http::{Method, Request, Span, Status, accept};
 use crate::listing::{self, Format, Listing};
 use crate::stats::StatsBoard;
-use crate::sys;
 
 /// The methods we allow, for the `Allow` header of the `204` that answers
 /// `OPTIONS` and of `405` (RFC 9110 §9.3.7, §15.5.6).
@@ -332,35 +331,6 @@ pub enum BodySend {
 /// [`crate::connection`], "How a body leaves", and why a pipelined batch
 /// copies all but its last body whatever their size.
 pub const MIN_CACHED_SEND_BYTES: usize = 8 * 1024;
-
-/// Bodies from disk (files the cache does not hold) of at most this many
-/// bytes are read into the output buffer after the head, so the response
-/// leaves in one `send`, like a cached one; longer ones go by `sendfile`.
-///
-/// For a small body, `sendfile` costs more than the copy it saves: the head
-/// has to go first in its own `send` (with `MSG_MORE`), and the kernel sets
-/// up a splice for a few pages. A 4 KiB miss spent 36 % of mioserve's time in
-/// `sendfile`, 27 points of them in the TCP send itself (`perf`, uniform
-/// requests over 100,000 files). The figures, `read` + one `send` against
-/// `send` + `sendfile`, are in `docs/benchmarks.md`, "Misses".
-pub const MAX_READ_BODY_BYTES: u64 = 16 * 1024;
-
-/// Appends `len` bytes of `file` from `offset` to `out`. Returns how many
-/// were appended: fewer than `len` only if the file ended early or a read
-/// failed.
-fn append_file_bytes(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> u64 {
-    let mut appended = 0;
-    while appended < len {
-        let wanted = (len - appended) as usize;
-        match sys::pread_append(file, offset + appended, wanted, out) {
-            Ok(0) => break,
-            Ok(count) => appended += count as u64,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    appended
-}
 
 /// The decision for one request. The head (and any in-memory body) is in the
 /// output buffer passed to [`answer`].
@@ -664,21 +634,11 @@ fn answer_file(
                 None
             }
         }
-        FileBody::Disk { file, .. } => {
-            let copied = if len <= MAX_READ_BODY_BYTES {
-                append_file_bytes(&file, first, len, out)
-            } else {
-                0
-            };
-            // A short read means the file shrank under us: `sendfile` takes
-            // over where the read stopped, finds the end too, and the
-            // connection closes short of the length the head announced.
-            (copied < len).then_some(BodySend::File(FileSend {
-                file,
-                offset: first + copied,
-                remaining: len - copied,
-            }))
-        }
+        FileBody::Disk { file, .. } => Some(BodySend::File(FileSend {
+            file,
+            offset: first,
+            remaining: len,
+        })),
     };
     Answer {
         status,
@@ -844,19 +804,5 @@ mod tests {
     fn generated_pages_name_their_status() {
         let page = String::from_utf8(generated_page(Status::NotFound)).unwrap();
         assert!(page.contains("<title>404 Not Found</title>"));
-    }
-
-    #[test]
-    fn file_bytes_are_appended_from_the_offset_and_stop_at_the_end_of_the_file() {
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(b"0123456789").unwrap();
-        let mut out = b"head|".to_vec();
-        assert_eq!(append_file_bytes(&file, 2, 5, &mut out), 5);
-        assert_eq!(out, b"head|23456");
-        // A file that shrank after its length was announced: only what is left.
-        assert_eq!(append_file_bytes(&file, 8, 5, &mut out), 2);
-        assert_eq!(out, b"head|2345689");
-        assert_eq!(append_file_bytes(&file, 10, 5, &mut out), 0);
-        assert_eq!(out, b"head|2345689");
     }
 }

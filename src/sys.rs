@@ -140,40 +140,6 @@ pub fn sendfile(
     Ok(sent)
 }
 
-/// Reads up to `count` bytes of `file` at `offset` (`pread`: the file's own
-/// offset is left alone) and appends them to `out`, straight into its spare
-/// capacity: the bytes are written once, by the kernel, with no zero-filling
-/// first (for a 4 KiB body that fill cost as many instructions as the rest of
-/// the request's user-space work). Returns how many were appended: fewer than
-/// `count` when the file ends early, `Ok(0)` at its end.
-pub fn pread_append(
-    file: impl AsFd,
-    offset: u64,
-    count: usize,
-    out: &mut Vec<u8>,
-) -> io::Result<usize> {
-    let file = file.as_fd();
-    out.reserve(count);
-    let spare = out.spare_capacity_mut();
-    // SAFETY: `spare` is `out`'s unused, allocated capacity, at least `count`
-    // bytes after the `reserve`, and exclusively borrowed: the kernel writes
-    // at most `count` bytes into it. `file` is a `BorrowedFd`, open for the
-    // call.
-    let ret = unsafe {
-        libc::pread(
-            file.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            count,
-            offset as libc::off_t,
-        )
-    };
-    let read = check(ret as libc::c_long)?;
-    // SAFETY: the kernel initialised the first `read` (at most `count`) bytes
-    // of the spare capacity, so the vector may grow over them.
-    unsafe { out.set_len(out.len() + read) };
-    Ok(read)
-}
-
 /// `struct open_how` of `openat2(2)`, as the kernel defines it (libc's
 /// version cannot be built outside libc: it is marked non-exhaustive).
 #[repr(C)]
