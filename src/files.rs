@@ -41,7 +41,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::http::Status;
 use crate::sys;
@@ -82,18 +82,62 @@ pub struct FileIdentity {
 }
 
 impl FileIdentity {
-    /// The identity of the file `metadata` describes.
-    pub fn of(metadata: &Metadata) -> io::Result<FileIdentity> {
-        Ok(FileIdentity {
-            inode: Inode::of(metadata),
-            len: metadata.len(),
-            modified: metadata.modified()?,
-        })
+    /// The identity of the file `status` describes.
+    pub fn of(status: &FileStatus) -> FileIdentity {
+        FileIdentity {
+            inode: status.inode,
+            len: status.len,
+            modified: status.modified,
+        }
     }
 
     /// Which file this is a version of.
     pub fn inode(&self) -> Inode {
         self.inode
+    }
+}
+
+/// What one `fstat(2)` of an open file tells a lookup ([`sys::fstat`]:
+/// cheaper than std's `File::metadata`).
+#[derive(Clone, Copy, Debug)]
+pub struct FileStatus {
+    /// The file type bits of `st_mode` (`S_IFREG`, `S_IFDIR`, ...).
+    kind: libc::mode_t,
+    inode: Inode,
+    len: u64,
+    modified: SystemTime,
+}
+
+impl FileStatus {
+    /// `fstat`s `file`.
+    pub fn of(file: &File) -> io::Result<FileStatus> {
+        let status = sys::fstat(file)?;
+        let since_epoch = |seconds: i64, nanos: i64| {
+            let nanos = Duration::from_nanos(nanos as u64);
+            match u64::try_from(seconds) {
+                Ok(seconds) => UNIX_EPOCH + Duration::from_secs(seconds) + nanos,
+                Err(_) => UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + nanos,
+            }
+        };
+        Ok(FileStatus {
+            kind: status.st_mode & libc::S_IFMT,
+            inode: Inode {
+                device: status.st_dev,
+                number: status.st_ino,
+            },
+            len: status.st_size as u64,
+            modified: since_epoch(status.st_mtime, status.st_mtime_nsec),
+        })
+    }
+
+    /// Whether it is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == libc::S_IFDIR
+    }
+
+    /// Whether it is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind == libc::S_IFREG
     }
 }
 
@@ -212,14 +256,14 @@ impl DocumentRoot {
 
     fn open_decoded(&self, path: &mut Vec<u8>, form: PathForm) -> io::Result<Lookup> {
         let file = self.open_relative(path)?;
-        let metadata = file.metadata()?;
-        if form == PathForm::Directory && !metadata.is_dir() {
+        let status = FileStatus::of(&file)?;
+        if form == PathForm::Directory && !status.is_dir() {
             // `/page.html/`: a file has no directory-style URL. Serving it
             // would give every file a second URL on which its relative
             // links resolve against the wrong directory (nginx: 404 too).
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         }
-        if metadata.is_dir() {
+        if status.is_dir() {
             if form == PathForm::File {
                 return Ok(Lookup::AddSlash);
             }
@@ -234,10 +278,10 @@ impl DocumentRoot {
                 }
                 Err(error) => return Err(error),
             };
-            let metadata = index.metadata()?;
-            return serve_regular(index, metadata, path);
+            let status = FileStatus::of(&index)?;
+            return Ok(serve_regular(index, status, path));
         }
-        serve_regular(file, metadata, path)
+        Ok(serve_regular(file, status, path))
     }
 
     /// Opens the precompressed copy of the file at `path` (a path
@@ -322,19 +366,19 @@ impl DocumentRoot {
 }
 
 /// A file ready to serve, if it is a regular file.
-fn serve_regular(file: File, metadata: Metadata, path: &[u8]) -> io::Result<Lookup> {
-    if !metadata.is_file() {
+fn serve_regular(file: File, status: FileStatus, path: &[u8]) -> Lookup {
+    if !status.is_file() {
         // A FIFO, socket or device: never served (and an index.html that is
         // itself a directory is no index).
-        return Ok(Lookup::Refused(Status::Forbidden));
+        return Lookup::Refused(Status::Forbidden);
     }
-    Ok(Lookup::File(StaticFile {
-        len: metadata.len(),
-        modified: metadata.modified()?,
+    Lookup::File(StaticFile {
+        len: status.len,
+        modified: status.modified,
         mime: media_type(path),
-        identity: FileIdentity::of(&metadata)?,
+        identity: FileIdentity::of(&status),
         file,
-    }))
+    })
 }
 
 /// Turns a decoded directory path into the path of the file it serves,
@@ -609,6 +653,30 @@ mod tests {
         let mut out = Vec::new();
         let form = decode_path(target.as_bytes(), &mut out)?;
         Ok((String::from_utf8(out).unwrap(), form))
+    }
+
+    #[test]
+    fn file_status_agrees_with_std_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, b"hello").unwrap();
+        let file = File::options().write(true).open(&path).unwrap();
+        // Before 1970, and with nanoseconds, so both arms of the conversion run.
+        for modified in [
+            UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            UNIX_EPOCH - Duration::new(1_000, 0) + Duration::from_nanos(250_000_000),
+        ] {
+            file.set_modified(modified).unwrap();
+            let status = FileStatus::of(&file).unwrap();
+            let metadata = file.metadata().unwrap();
+            assert!(status.is_file() && !status.is_dir());
+            assert_eq!(status.len, 5);
+            assert_eq!(status.modified, modified);
+            assert_eq!(status.modified, metadata.modified().unwrap());
+            assert_eq!(status.inode, Inode::of(&metadata));
+        }
+        let directory = FileStatus::of(&File::open(dir.path()).unwrap()).unwrap();
+        assert!(directory.is_dir() && !directory.is_file());
     }
 
     #[test]
