@@ -85,6 +85,7 @@ EXTERNAL_ROOTS = frozenset(
 EXTERNAL_TYPES = frozenset(
     {
         "Poll",
+        "File",
         "String",
         "Events",
         "Event",
