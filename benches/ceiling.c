@@ -323,6 +323,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGTERM, stop);
+    /* sendfile(2) takes no MSG_NOSIGNAL: a client that closes while its body
+       is on the way would kill the loop with SIGPIPE instead of an EPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     int port = atoi(argv[1]);
     const char *mode_name = argc == 4 ? argv[3] : "send";
     int known = 0;
