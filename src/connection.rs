@@ -436,7 +436,7 @@ impl Readiness {
     fn use_up(&mut self, call: Syscall) {
         match call {
             Syscall::Read => self.readable = false,
-            Syscall::Send | Syscall::Sendfile => self.writable = false,
+            Syscall::Send | Syscall::SendMsg | Syscall::Sendfile => self.writable = false,
         }
     }
 }
@@ -976,16 +976,24 @@ impl Connection {
             // the head shares its first TCP segment with the body; before a
             // close, the last bytes share theirs with the FIN.
             let closing = !writing.exchange.keep_alive;
-            let (result, asked) = match &writing.body {
+            let (call, result, asked) = match &writing.body {
                 Some(BodySend::Cached(cached)) => {
                     let body = cached.unsent();
                     let result = sys::send_pair(&self.socket, unsent, body, closing);
-                    (result, unsent.len() + body.len())
+                    (Syscall::SendMsg, result, unsent.len() + body.len())
                 }
-                Some(BodySend::File(_)) => (sys::send(&self.socket, unsent, true), unsent.len()),
-                None => (sys::send(&self.socket, unsent, closing), unsent.len()),
+                Some(BodySend::File(_)) => (
+                    Syscall::Send,
+                    sys::send(&self.socket, unsent, true),
+                    unsent.len(),
+                ),
+                None => (
+                    Syscall::Send,
+                    sys::send(&self.socket, unsent, closing),
+                    unsent.len(),
+                ),
             };
-            match self.account(Syscall::Send, result, asked, ctx) {
+            match self.account(call, result, asked, ctx) {
                 Transfer::Moved(count) => writing.advance(count),
                 Transfer::Nothing => {}
                 Transfer::Failed => {
@@ -1118,7 +1126,7 @@ impl Connection {
     ) -> Transfer {
         let short_means_drained = match call {
             Syscall::Read => !self.readiness.hangup,
-            Syscall::Send => true,
+            Syscall::Send | Syscall::SendMsg => true,
             Syscall::Sendfile => false,
         };
         let drained = matches!(result, Ok(done) if done < asked && short_means_drained);

@@ -98,21 +98,23 @@ pub struct ConnectionId {
 pub enum Syscall {
     /// `read(2)` of the request (or of bytes discarded while lingering).
     Read,
-    /// `send(2)` of the response head and any in-memory body; also the
-    /// `sendmsg(2)` that sends a head with a cached body by reference
-    /// (`sys::send_pair`): one call of the same kind, traced by one name.
+    /// `send(2)` of the output buffer: the response head and any body
+    /// copied after it.
     Send,
+    /// `sendmsg(2)` of the output buffer and a cached body by reference
+    /// beside it, two pieces in one call (`sys::send_pair`).
+    SendMsg,
     /// `sendfile(2)` of a file body.
     Sendfile,
 }
 
 impl Syscall {
-    /// The call's name, as strace would print it (`send` for a two-piece
-    /// `sendmsg` too).
+    /// The call's name, as its manual page names it.
     pub fn name(self) -> &'static str {
         match self {
             Syscall::Read => "read",
             Syscall::Send => "send",
+            Syscall::SendMsg => "sendmsg",
             Syscall::Sendfile => "sendfile",
         }
     }

@@ -130,3 +130,31 @@ fn a_file_rewritten_during_a_slow_download_arrives_whole_as_announced() {
     // The change dropped the entry: the next request gets the new version.
     assert_file_body(&server.connect().get(&format!("/{name}")), &new);
 }
+
+#[test]
+fn the_trace_names_the_sendmsg_of_a_body_by_reference() {
+    let fixture = Fixture::new();
+    let size = MIN_CACHED_SEND_BYTES;
+    let body = pseudo_random(size, 3);
+    fixture.write("ref.bin", &body);
+    let mut server = TestServer::start(fixture.root(), &["--threads", "1", "--trace=events"]);
+    let mut client = server.connect();
+    // The first request fills the cache, the second is answered from it.
+    for _ in 0..2 {
+        assert_file_body(&client.get("/ref.bin"), &body);
+    }
+    assert_hello(&client.get("/hello.txt"));
+    drop(client);
+    assert!(server.stop().success());
+    let stderr = server.stderr();
+    let calls = |name: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(&format!(" {name} ")))
+            .count()
+    };
+    // Both answers for ref.bin leave by reference, in one sendmsg each (on a fresh
+    // loopback connection the kernel takes 8 KiB at once); hello.txt by send.
+    assert_eq!(calls("sendmsg"), 2, "{stderr}");
+    assert!(calls("send") >= 1, "{stderr}");
+}

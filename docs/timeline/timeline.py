@@ -99,7 +99,7 @@ class Mark:
     """Something that happened at one instant on a connection's row."""
 
     time: float
-    kind: str  # event, read, send, sendfile, request, timeout
+    kind: str  # event, read, send, sendmsg, sendfile, request, timeout
     detail: str
     blocked: bool = False
 
@@ -148,7 +148,7 @@ class Timeline:
 
 
 def syscall_mark(record: dict) -> Mark:
-    """A read, send or sendfile mark, with the result as the trace says it."""
+    """A read, send, sendmsg or sendfile mark, with the result as the trace says it."""
     call, asked = record["call"], record["asked"]
     if "error" in record:
         return Mark(record["time"], call, f"{call}: {record['error']}", blocked=True)
@@ -264,6 +264,7 @@ def draw_legend(y: float) -> list[str]:
     glyphs = [
         ("read", "read"),
         ("send", "send"),
+        ("sendmsg", "sendmsg"),
         ("sendfile", "sendfile"),
         ("WouldBlock", "blocked"),
         ("request", "request"),
@@ -289,6 +290,8 @@ def glyph(kind: str, x: float, y: float, title: str | None, blocked: bool = Fals
     shapes = {
         "read": lambda: tag("circle", title, cx=f"{x:.1f}", cy=y, r=3.2, class_=css, fill="#1a73e8"),
         "send": lambda: tag("rect", title, x=f"{x - 3:.1f}", y=y - 3, width=6, height=6, class_=css, fill="#188038"),
+        # Head and a cached body by reference in one call: send's square, hollow.
+        "sendmsg": lambda: tag("rect", title, x=f"{x - 3:.1f}", y=y - 3, width=6, height=6, class_=css, fill="#ffffff"),
         "sendfile": lambda: tag("polygon", title, points=diamond, class_=css, fill="#e37400"),
         "blocked": lambda: tag("polygon", title, points=diamond, class_="blocked"),
         "request": lambda: tag("polygon", title, points=flag, class_="request"),
