@@ -56,6 +56,12 @@ TARGET_DIR = Path(tempfile.gettempdir()) / "mioserve-callgrind-target"
 FEW, MANY = 500, 2500
 START_TIMEOUT_S = 60.0  # valgrind starts slowly
 REPLY_TIMEOUT_S = 30.0
+# `--annotate`: how many functions to list, and a line of callgrind_annotate's
+# function table (`  1,234 ( 5.67%)  src/x.rs:module::function [object]`).
+ANNOTATE_TOP = 30
+# callgrind_annotate appends how often a function was called: ` (12,001x)`.
+CALL_COUNT = re.compile(r" \([\d,]+x\)")
+ANNOTATE_LINE = re.compile(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*?)(?: \[[^\]]*\])?$")
 
 # What is counted: a plain 200, and a revalidation answered 304 with both
 # validators, as browsers (and the suite's 304 scenario) send them.
@@ -198,9 +204,33 @@ def serve(tool: list[str], binary: Path, root: Path, templates: list[str], reque
         server.wait(timeout=START_TIMEOUT_S)
 
 
+def instructions_by_function(out_file: Path) -> dict[str, int]:
+    """Instructions per function (exclusive) in one callgrind output file, as
+    `callgrind_annotate` lists them: `N (P%)  file:function [object]`."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--inclusive=no", "--auto=no", "--threshold=100", str(out_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    functions: dict[str, int] = {}
+    for line in text.splitlines():
+        match = ANNOTATE_LINE.match(line)
+        if match:
+            count, name = match.groups()
+            name = CALL_COUNT.sub("", name)
+            place, _, function = name.partition(":")
+            if function and ("/" in place or "." in place or place == "???"):
+                name = function  # drop the source file, keep the whole path of the function
+            functions[name] = functions.get(name, 0) + int(count.replace(",", ""))
+    return functions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotate", action="store_true", help="also print the top functions of the MANY run")
+    parser.add_argument(
+        "--annotate", action="store_true", help="also print where the instructions per request go, by function"
+    )
     parser.add_argument(
         "--working-set", type=int, metavar="N", help="ask for N distinct 4 KiB files instead (cache misses)"
     )
@@ -249,13 +279,15 @@ def main() -> None:
                 )
                 print(f"{case}: {sum(per_request.values()):.2f} system calls per request ({listed})")
             if args.annotate:
-                out = subprocess.run(
-                    ["callgrind_annotate", "--inclusive=no", str(tmp / f"callgrind.{many_requests}.out")],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                print("\n".join(out.splitlines()[:40]))
+                few_functions = instructions_by_function(tmp / f"callgrind.{few_requests}.out")
+                many_functions = instructions_by_function(tmp / f"callgrind.{many_requests}.out")
+                per_request = {
+                    name: (many_functions.get(name, 0) - few_functions.get(name, 0)) / (MANY - FEW)
+                    for name in many_functions.keys() | few_functions.keys()
+                }
+                print(f"{case}: where they go (instructions per request, by function, start-up excluded)")
+                for name, instructions in sorted(per_request.items(), key=lambda kv: -abs(kv[1]))[:ANNOTATE_TOP]:
+                    print(f"{instructions:9,.0f}  {name}")
 
 
 if __name__ == "__main__":
