@@ -32,6 +32,22 @@
 //! still reset, by the kernel (docs/deploy.md, "Restarts", has the race and
 //! the procedure).
 //!
+//! ## Leaving the group: shut down, then close
+//! A plain `close` of a listening socket has a second flaw, worse than that
+//! reset. The kernel's `tcp_close` first marks the socket shut down in both
+//! directions, and only then takes it out of the group and moves its queue.
+//! A handshake that completes in between, on another CPU, builds its
+//! connection as a copy of the listener, that mark included: the new
+//! connection sends its FIN the moment it is established, and answers the
+//! request that follows with a reset (`TCPAbortOnData`), whichever server
+//! accepts it. The client loses a request it did send. `shutdown(SHUT_RD)`
+//! on a listener takes the other road (`tcp_disconnect`): out of the group
+//! and the hash first, its queue moved or reset exactly as by a close, and
+//! the mark never set. So [`close`] shuts a socket we bound down before
+//! closing it; the close then finds it closed already. An inherited socket
+//! is only closed: systemd's copy keeps it listening, so it never leaves the
+//! group, and a shutdown would close it for systemd and the next server too.
+//!
 //! ## Sockets inherited from systemd (socket activation)
 //! With a `.socket` unit, systemd binds the port itself and passes the
 //! listening sockets to the server it starts, as descriptors 3, 4, ... (the
@@ -56,10 +72,10 @@
 //! unshared layout above; more sockets than workers is refused, since some
 //! would never be served.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::fd::RawFd;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::config::LISTEN_BACKLOG;
 use crate::server::StartError;
@@ -114,20 +130,44 @@ impl Inherited {
     }
 }
 
-/// One listening socket per worker: the `inherited` ones if systemd passed
-/// any, otherwise bound to `addr` as `binding` says.
+/// Where a worker's listening socket came from, which decides how it is
+/// closed (see [`close`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Bound by this process: closing it takes it out of the group.
+    Bound,
+    /// Passed by systemd, which keeps its own copy open.
+    Inherited,
+}
+
+/// One listening socket per worker, and where they all came from: the
+/// `inherited` ones if systemd passed any, otherwise bound to `addr` as
+/// `binding` says.
 pub fn open(
     addr: SocketAddr,
     binding: Binding,
     workers: usize,
     inherited: Inherited,
-) -> Result<Vec<TcpListener>, StartError> {
+) -> Result<(Vec<TcpListener>, Origin), StartError> {
     let Inherited(sockets) = inherited;
     if sockets.is_empty() {
-        bind_group(addr, binding, workers)
+        Ok((bind_group(addr, binding, workers)?, Origin::Bound))
     } else {
-        deal_out(sockets, workers)
+        Ok((deal_out(sockets, workers)?, Origin::Inherited))
     }
+}
+
+/// Closes a worker's listening socket once it stops accepting: one this
+/// process bound is shut down for reading first, so that no connection is
+/// born half closed while it leaves the group (see "Leaving the group" in
+/// the module docs); an inherited one is only closed.
+pub fn close(listener: mio::net::TcpListener, origin: Origin) {
+    if origin == Origin::Bound {
+        // On failure the close below still takes the socket out of the
+        // group, the old way.
+        let _ = SockRef::from(&listener).shutdown(Shutdown::Read);
+    }
+    drop(listener);
 }
 
 /// How many sockets the `LISTEN_PID` and `LISTEN_FDS` variables pass to the
@@ -318,6 +358,37 @@ mod tests {
         assert!(error.to_string().contains("--reuse-port"), "{error}");
         let joined = bind_group(held, Binding::JoinExisting, 2).unwrap();
         assert_eq!(joined[1].local_addr().unwrap(), held);
+    }
+
+    /// A listener bound with a second descriptor open on it, as a duplicate
+    /// held elsewhere (systemd's copy of an inherited socket) would be, and
+    /// its port.
+    fn listener_with_a_copy() -> (mio::net::TcpListener, TcpListener, u16) {
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let listener = bind_group(addr, Binding::Fresh, 1).unwrap().remove(0);
+        let port = listener.local_addr().unwrap().port();
+        let copy = listener.try_clone().unwrap();
+        (mio::net::TcpListener::from_std(listener), copy, port)
+    }
+
+    #[test]
+    fn closing_a_bound_listener_shuts_the_socket_itself_down() {
+        // A plain close would leave a socket with another descriptor open
+        // listening; only the shutdown that keeps the close from giving a
+        // half-closed connection takes it down (see "Leaving the group").
+        let (listener, _copy, port) = listener_with_a_copy();
+        close(listener, Origin::Bound);
+        let refused = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn closing_an_inherited_listener_leaves_systemds_copy_listening() {
+        let (listener, copy, port) = listener_with_a_copy();
+        close(listener, Origin::Inherited);
+        let _client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        copy.set_nonblocking(false).unwrap();
+        assert!(copy.accept().is_ok(), "the next server accepts from it");
     }
 
     #[test]

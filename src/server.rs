@@ -155,7 +155,7 @@ impl Server {
             .map_err(|error| StartError::new("cannot read the open-files limit", error))?;
         let started = Instant::now();
         let addr = SocketAddr::new(config.bind, config.port);
-        let listeners = listeners::open(addr, config.binding, threads, inherited)?;
+        let (listeners, origin) = listeners::open(addr, config.binding, threads, inherited)?;
         let local_addr = listeners[0]
             .local_addr()
             .map_err(|error| StartError::new("cannot read the bound address", error))?;
@@ -193,6 +193,7 @@ impl Server {
             let (worker, waker) = Worker::new(
                 worker_id,
                 listener,
+                origin,
                 ctx,
                 config::worker_share(max_connections, threads, worker_id),
                 Arc::clone(&shutdown),

@@ -95,6 +95,7 @@ use slab::Slab;
 use crate::config::{ACCEPT_BACKOFF, EVENTS_PER_POLL};
 use crate::connection::{Connection, Context, Outcome};
 use crate::drain::{Asked, Phase, ShutdownRequest};
+use crate::listeners::{self, Origin};
 use crate::proxy::Cidr;
 use crate::stats::{StatsBoard, WorkerStats};
 use crate::sys;
@@ -151,6 +152,9 @@ pub struct Worker {
     /// This worker's listener in the `SO_REUSEPORT` group; `None` once
     /// shutting down.
     listener: Option<TcpListener>,
+    /// Whether this process bound the listener or inherited it, which
+    /// decides how it is closed when accepting stops ([`listeners::close`]).
+    listener_origin: Origin,
     /// This worker's number.
     id: usize,
     /// Whether there may be connections to accept.
@@ -187,6 +191,7 @@ impl Worker {
     pub fn new(
         id: usize,
         listener: StdTcpListener,
+        listener_origin: Origin,
         ctx: Context,
         max_connections: usize,
         shutdown: Arc<ShutdownRequest>,
@@ -208,6 +213,7 @@ impl Worker {
         let mut worker = Worker {
             poll,
             listener: Some(listener),
+            listener_origin,
             id,
             accept: AcceptState::Pending,
             connections: Slab::new(),
@@ -568,7 +574,10 @@ impl Worker {
     /// Closes this worker's listener: new connections go to the other
     /// listeners of the `SO_REUSEPORT` group (and with
     /// `net.ipv4.tcp_migrate_req` those still queued too), or are refused
-    /// once every worker has stopped. Connections the kernel has completed
+    /// once every worker has stopped. A listener this process bound is shut
+    /// down before it is closed, or a handshake completing during the close
+    /// could give a connection that is half closed from birth (see
+    /// [`crate::listeners`], "Leaving the group"). Connections the kernel has completed
     /// but we have not accepted would be reset by the close, so the queue is
     /// emptied first, past the connection cap: they are answered like the
     /// others, with `Connection: close`, and end within the shutdown timeout.
@@ -599,6 +608,7 @@ impl Worker {
                     .registry()
                     .deregister(&mut SourceFd(&listener.as_raw_fd()));
             }
+            listeners::close(listener, self.listener_origin);
         }
     }
 

@@ -18,6 +18,12 @@
 //! other core, microseconds after the old worker's `LISTEN -> CLOSE`. So the test allows
 //! those, at most one per listener closed, and nothing else: no connection refused, no
 //! request without its response, no migration that failed.
+//!
+//! A second kernel race at the same moment is the server's to avoid, and a read error
+//! here would show it back: a plain `close` of a listener gives a connection whose
+//! handshake completes during the close the listener's shutdown mark, so that it sends
+//! its FIN at birth and resets the request that follows. The server shuts the listeners
+//! it bound down before closing them (`listeners::close`; docs/deploy.md, "Restarts").
 
 mod support;
 
