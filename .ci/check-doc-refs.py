@@ -109,7 +109,19 @@ EXTRA_CODE = {
 }
 # Backticked words shaped like code that name something else.
 # nginx directives and other names that are not ours.
-NOT_CODE = frozenset({"io_uring", "gzip_static", "gzip_vary", "open_file_cache", "inet_csk_reqsk_queue_add", "tcp_shutdown"})
+NOT_CODE = frozenset(
+    {
+        "io_uring",
+        "gzip_static",
+        "gzip_vary",
+        "open_file_cache",
+        "inet_csk_reqsk_queue_add",
+        "tcp_shutdown",
+        "tcp_rcv_state_process",
+        "tcp_set_state",
+        "sk_shutdown",
+    }
+)
 # Files whose identifiers count as code.
 CODE_SUFFIXES = (".rs", ".py", ".c", ".lua", ".sh")
 
