@@ -29,8 +29,8 @@ the suite's scenario of that name):
   closing after its `write`,
 * `conn-10k`: the 1 KiB `200` over 10,000 keep-alive connections,
 * `ws-uniform-100k`: uniform random requests over the working set's 100,000
-  files of 4 KiB (written with the suite's writer, then read once so the
-  page cache holds them all), far more than any server's cache, so every
+  files of 4 KiB (written with the suite's writer, and read again before
+  every run so the page cache holds them all), far more than any server's cache, so every
   request is a miss; against nginx without `open_file_cache` (the
   reference) and with a 10,000-file one instead of nginx. The ceiling opens
   the requested file, `fstat`s it and closes it every time, no cache: the
@@ -190,14 +190,11 @@ def start_ceiling(binary: Path, ceiling: Ceiling, root: Path, tmp: Path) -> Serv
 
 
 def write_working_set(root: Path) -> dict[str, bytes]:
-    """The suite's working set under `root`, read once after writing so every
-    file is in the page cache; a sample {url path: body} for the check."""
+    """The suite's working set under `root` (read again before every run that
+    uses it, see `measure_shapes`); a sample {url path: body} for the check."""
     began = time.monotonic()
     sample = make_working_set(root)
     log(f"working set: {WORKING_SET_FILES:,} files of 4 KiB written in {time.monotonic() - began:.0f} s")
-    began = time.monotonic()
-    read_working_set(root)
-    log(f"working set: read once in {time.monotonic() - began:.0f} s (page cache warm)")
     return sample
 
 

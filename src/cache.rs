@@ -13,7 +13,7 @@
 //! ## Why in memory, and only small files
 //! `sendfile` saves copying a body through user space, which matters for
 //! large files. For a small file the copy is a few hundred nanoseconds, while
-//! each system call around it (`openat2`, `statx`, `send` for the head,
+//! each system call around it (`openat2`, `fstat`, `send` for the head,
 //! `sendfile`, `close`) costs a kernel entry and exit. Caching the bytes turns
 //! five system calls per request into one. Files over
 //! [`MAX_CACHED_FILE_BYTES`] are always opened and sent with `sendfile`.
@@ -118,9 +118,10 @@
 //! more than parsing the request; with foldhash (hashbrown's own default,
 //! randomly seeded per table) a hit costs about 400 instructions less
 //! (callgrind, `benches/instructions.py`). Its weaker resistance to chosen
-//! collisions does not matter here: a client chooses the keys it *looks up*, but only the names
-//! of files that exist get *into* the table, at most [`MAX_CACHED_FILES`] of
-//! them, so no request can make a chain of colliding entries.
+//! collisions does not matter here: a client chooses the keys it *looks
+//! up*, but only the names of files that exist get *into* the table, at most
+//! [`MAX_CACHED_FILES`] of them, so no request can make a chain of colliding
+//! entries.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;

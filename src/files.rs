@@ -82,15 +82,6 @@ pub struct FileIdentity {
 }
 
 impl FileIdentity {
-    /// The identity of the file `status` describes.
-    pub fn of(status: &FileStatus) -> FileIdentity {
-        FileIdentity {
-            inode: status.inode,
-            len: status.len,
-            modified: status.modified,
-        }
-    }
-
     /// Which file this is a version of.
     pub fn inode(&self) -> Inode {
         self.inode
@@ -103,9 +94,8 @@ impl FileIdentity {
 pub struct FileStatus {
     /// The file type bits of `st_mode` (`S_IFREG`, `S_IFDIR`, ...).
     kind: libc::mode_t,
-    inode: Inode,
-    len: u64,
-    modified: SystemTime,
+    /// Which version of which file it is.
+    identity: FileIdentity,
 }
 
 impl FileStatus {
@@ -121,12 +111,14 @@ impl FileStatus {
         };
         Ok(FileStatus {
             kind: status.st_mode & libc::S_IFMT,
-            inode: Inode {
-                device: status.st_dev,
-                number: status.st_ino,
+            identity: FileIdentity {
+                inode: Inode {
+                    device: status.st_dev,
+                    number: status.st_ino,
+                },
+                len: status.st_size as u64,
+                modified: since_epoch(status.st_mtime, status.st_mtime_nsec),
             },
-            len: status.st_size as u64,
-            modified: since_epoch(status.st_mtime, status.st_mtime_nsec),
         })
     }
 
@@ -372,11 +364,12 @@ fn serve_regular(file: File, status: FileStatus, path: &[u8]) -> Lookup {
         // itself a directory is no index).
         return Lookup::Refused(Status::Forbidden);
     }
+    let identity = status.identity;
     Lookup::File(StaticFile {
-        len: status.len,
-        modified: status.modified,
+        len: identity.len,
+        modified: identity.modified,
         mime: media_type(path),
-        identity: FileIdentity::of(&status),
+        identity,
         file,
     })
 }
@@ -670,10 +663,11 @@ mod tests {
             let status = FileStatus::of(&file).unwrap();
             let metadata = file.metadata().unwrap();
             assert!(status.is_file() && !status.is_dir());
-            assert_eq!(status.len, 5);
-            assert_eq!(status.modified, modified);
-            assert_eq!(status.modified, metadata.modified().unwrap());
-            assert_eq!(status.inode, Inode::of(&metadata));
+            let identity = status.identity;
+            assert_eq!(identity.len, 5);
+            assert_eq!(identity.modified, modified);
+            assert_eq!(identity.modified, metadata.modified().unwrap());
+            assert_eq!(identity.inode, Inode::of(&metadata));
         }
         let directory = FileStatus::of(&File::open(dir.path()).unwrap()).unwrap();
         assert!(directory.is_dir() && !directory.is_file());

@@ -140,13 +140,13 @@ pub fn sendfile(
     Ok(sent)
 }
 
-/// `fstat(2)`: what the kernel knows of an open file.
+/// `fstat(2)`: what the kernel knows of an open file (glibc makes the call
+/// `newfstatat` with an empty path, which is the name strace prints).
 ///
-/// std's `File::metadata` asks `statx` with an empty path
-/// (`AT_EMPTY_PATH`), which the kernel first copies in from user memory and
-/// looks up as a name: under `perf`, on a load where every request opens a
-/// file, that `statx` took 3.8 % of the server's time where a C loop's
-/// `fstat` took 0.1 % (docs/benchmarks.md, "Misses").
+/// Not std's `File::metadata`, which calls `statx` with an empty path
+/// string: under `perf`, on a load where every request opens a file, that
+/// `statx` took 3.8 % of the server's time where a C loop's `fstat` took
+/// 0.1 %, on the same kernel (docs/benchmarks.md, "Misses").
 pub fn fstat(file: impl AsFd) -> io::Result<libc::stat> {
     let file = file.as_fd();
     let mut status = std::mem::MaybeUninit::<libc::stat>::uninit();

@@ -577,10 +577,11 @@ impl Worker {
     /// once every worker has stopped. A listener this process bound is shut
     /// down before it is closed, or a handshake completing during the close
     /// could give a connection that is half closed from birth (see
-    /// [`crate::listeners`], "Leaving the group"). Connections the kernel has completed
-    /// but we have not accepted would be reset by the close, so the queue is
-    /// emptied first, past the connection cap: they are answered like the
-    /// others, with `Connection: close`, and end within the shutdown timeout.
+    /// [`crate::listeners`], "Leaving the group"). Connections the kernel
+    /// has completed but we have not accepted would be reset by the close,
+    /// so the queue is emptied first, past the connection cap: they are
+    /// answered like the others, with `Connection: close`, and end within
+    /// the shutdown timeout.
     ///
     /// Going past the cap is safe for descriptors: the queue holds at most
     /// the listen backlog ([`crate::config::LISTEN_BACKLOG`], capped by

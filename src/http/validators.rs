@@ -82,6 +82,7 @@ impl EntityTag {
         tag
     }
 
+    /// Appends `piece` to the tag.
     fn push(&mut self, piece: &[u8]) {
         let start = usize::from(self.len);
         self.bytes[start..start + piece.len()].copy_from_slice(piece);
