@@ -251,6 +251,12 @@ impl Worker {
                 "event loop failed"
             }
         };
+        // Stopped at once, the listener is still open. It is closed first,
+        // the way an orderly stop closes it (a bound one shut down before
+        // the close, so that a handshake completing meanwhile is not born
+        // half closed); with `net.ipv4.tcp_migrate_req` its queue goes to
+        // the group's other listeners.
+        self.close_listener();
         let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
         for key in keys {
             self.ctx.tracer.worker_line(
@@ -598,19 +604,27 @@ impl Worker {
             AcceptState::Pending | AcceptState::BackingOff(_) => {}
         }
         self.accept_connections();
-        if let Some(listener) = self.listener.take() {
-            // Leave the epoll set before closing: a socket shared with other
-            // workers (inherited from systemd) stays open after our close,
-            // and if it stayed in our set an exclusive wake-up could pick
-            // this worker, which no longer accepts, instead of one that does.
-            if self.accept.can_accept() {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&listener.as_raw_fd()));
-            }
-            listeners::close(listener, self.listener_origin);
+        self.close_listener();
+    }
+
+    /// Closes the listener, if still open, the way [`listeners::close`] says
+    /// for its origin: after an orderly stop has emptied its queue
+    /// ([`Worker::stop_accepting`]), or at once when asked to stop now.
+    fn close_listener(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        // Leave the epoll set before closing: a socket shared with other
+        // workers (inherited from systemd) stays open after our close, and
+        // if it stayed in our set an exclusive wake-up could pick this
+        // worker, which no longer accepts, instead of one that does.
+        if self.accept.can_accept() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&listener.as_raw_fd()));
         }
+        listeners::close(listener, self.listener_origin);
     }
 
     /// Tells every connection that accepting has stopped: idle ones may
