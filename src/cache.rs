@@ -225,9 +225,9 @@ impl FileFacts {
     /// The facts of a file just opened, as the representation `variant`.
     pub fn of(file: &StaticFile, variant: Variant) -> FileFacts {
         FileFacts {
-            len: file.len,
-            modified: file.modified,
-            etag: EntityTag::of(file.modified, file.len),
+            len: file.size(),
+            modified: file.modified(),
+            etag: EntityTag::of(file.modified(), file.size()),
             mime: file.mime,
             variant,
         }
@@ -662,7 +662,7 @@ impl FileCache {
                 Lookup::Refused(status) => return Err(Served::Refused(status)),
             };
             let sidecars = if probes_sidecars {
-                cache.probe_sidecars(root, path, file.modified)
+                cache.probe_sidecars(root, path, file.modified())
             } else {
                 Sidecars::NONE
             };
@@ -703,10 +703,10 @@ impl FileCache {
         let encoded = self.find(now, |cache| {
             let file = cache
                 .open_sidecar(root, path, coding)
-                .filter(|file| file.modified >= original_facts.modified)
+                .filter(|file| file.modified() >= original_facts.modified)
                 .ok_or(Served::Refused(Status::NotFound))?;
             let facts = FileFacts {
-                etag: EntityTag::of_encoded(file.modified, file.len, coding),
+                etag: EntityTag::of_encoded(file.modified(), file.size(), coding),
                 mime: original_facts.mime,
                 ..FileFacts::of(&file, Variant::Encoded(coding))
             };
@@ -747,8 +747,8 @@ impl FileCache {
             self.confirm(facts, sidecars, now);
             return Found::Cached;
         }
-        if file.len <= MAX_CACHED_FILE_BYTES
-            && self.admits(file.len, stale.is_some(), hash)
+        if file.size() <= MAX_CACHED_FILE_BYTES
+            && self.admits(file.size(), stale.is_some(), hash)
             && self.insert(&file, facts, sidecars, now).is_ok()
         {
             return Found::Cached;
@@ -813,7 +813,7 @@ impl FileCache {
             .into_iter()
             .filter(|&coding| {
                 self.open_sidecar(root, path, coding)
-                    .is_some_and(|sidecar| sidecar.modified >= modified)
+                    .is_some_and(|sidecar| sidecar.modified() >= modified)
             })
             .fold(Sidecars::NONE, Sidecars::with)
     }

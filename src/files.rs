@@ -138,15 +138,26 @@ impl FileStatus {
 pub struct StaticFile {
     /// The open file; the body is sent from it with `sendfile`.
     pub file: File,
-    /// Its length when we opened it: the `Content-Length` we announce.
-    pub len: u64,
-    /// Its modification time: `Last-Modified`, and what `If-Modified-Since`
-    /// is compared with.
-    pub modified: SystemTime,
     /// Its media type, guessed from the extension.
     pub mime: &'static str,
-    /// Which version of which file this is.
+    /// Which version of which file this is: also its length and
+    /// modification time, as [`StaticFile::size`] and
+    /// [`StaticFile::modified`] give them.
     pub identity: FileIdentity,
+}
+
+impl StaticFile {
+    /// Its size in bytes when we opened it: the `Content-Length` we
+    /// announce.
+    pub fn size(&self) -> u64 {
+        self.identity.len
+    }
+
+    /// Its modification time: `Last-Modified`, and what `If-Modified-Since`
+    /// is compared with.
+    pub fn modified(&self) -> SystemTime {
+        self.identity.modified
+    }
 }
 
 /// What a request target leads to.
@@ -364,12 +375,9 @@ fn serve_regular(file: File, status: FileStatus, path: &[u8]) -> Lookup {
         // itself a directory is no index).
         return Lookup::Refused(Status::Forbidden);
     }
-    let identity = status.identity;
     Lookup::File(StaticFile {
-        len: identity.len,
-        modified: identity.modified,
         mime: media_type(path),
-        identity,
+        identity: status.identity,
         file,
     })
 }
@@ -830,7 +838,7 @@ mod tests {
     /// (`301` for a directory to redirect).
     fn found(root: &DocumentRoot, target: &str) -> Result<u64, Status> {
         match root.lookup(target.as_bytes(), &mut Vec::new()) {
-            Lookup::File(file) => Ok(file.len),
+            Lookup::File(file) => Ok(file.size()),
             Lookup::AddSlash => Err(Status::MovedPermanently),
             Lookup::NoIndex(_) => Err(Status::Forbidden),
             Lookup::Refused(status) => Err(status),
