@@ -229,7 +229,7 @@ fn check_lookup(target: &[u8]) {
         fixture.root
     );
     assert_eq!(
-        found.len,
+        found.size(),
         metadata.len(),
         "{}: announced length",
         literal(target)
